@@ -1,0 +1,31 @@
+// originguard: one binary, one subcommand per process kind. This file only dispatches.
+
+const USAGE = `Usage: originguard <command> [options]
+
+Commands:
+  sidecar   Proxy edge traffic to declared origins; answer 531/536 with the precise cause
+  help      Show this help
+
+Run 'originguard <command> --help' for a command's options.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'sidecar': {
+      const { runSidecarCommand } = await import('./sidecar/command.ts');
+      return runSidecarCommand(rest);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`originguard: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
