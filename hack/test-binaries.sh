@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the test control plane's binaries (kube-apiserver, kube-controller-manager,
-# etcd) and helm from their Go modules, once, into a cache outside the repo keyed
-# by version. Prints the directory that holds them (envtest's KUBEBUILDER_ASSETS
-# layout). Honours KUBEBUILDER_ASSETS: if it already holds the binaries, nothing
-# is built.
+# etcd), kubectl and helm from their Go modules, once, into a cache outside the
+# repo keyed by version. Prints the directory that holds them (envtest's
+# KUBEBUILDER_ASSETS layout). Honours envtest's conventions first: if
+# TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD name binaries, or
+# KUBEBUILDER_ASSETS holds kube-apiserver and etcd, nothing is built (the printed
+# directory is then the one holding kube-apiserver). Concurrent runs wait for
+# each other on a lock instead of building twice.
 #
 #   hack/test-binaries.sh            build what is missing, print the directory
-#   hack/test-binaries.sh --check    exit 0 if everything is cached, 1 otherwise
+#   hack/test-binaries.sh --check    exit 0 if everything is available, 1 otherwise
 set -euo pipefail
 
 K8S_VERSION="${ORIGINGUARD_K8S_VERSION:-v1.36.3}"
@@ -14,7 +17,7 @@ ETCD_VERSION="${ORIGINGUARD_ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${ORIGINGUARD_HELM_VERSION:-v3.22.0}"
 CACHE_ROOT="${ORIGINGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/originguard}"
 OUT="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
-BINARIES=(kube-apiserver kube-controller-manager etcd helm)
+BINARIES=(kube-apiserver kube-controller-manager etcd kubectl helm)
 
 log() { printf '[test-binaries] %s\n' "$*" >&2; }
 
@@ -22,6 +25,12 @@ have_all() {
   local dir="$1" b
   for b in "${BINARIES[@]}"; do [[ -x "$dir/$b" ]] || return 1; done
 }
+
+if [[ -x "${TEST_ASSET_KUBE_APISERVER:-}" && -x "${TEST_ASSET_ETCD:-}" ]]; then
+  [[ "${1:-}" == "--check" ]] && exit 0
+  dirname "$TEST_ASSET_KUBE_APISERVER"
+  exit 0
+fi
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]] && [[ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ]] && [[ -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
   # envtest's convention: use what the user points at. kube-controller-manager
@@ -41,6 +50,16 @@ fi
 command -v go >/dev/null || { log "go is not installed: install Go, or set KUBEBUILDER_ASSETS to a directory with kube-apiserver and etcd"; exit 1; }
 
 mkdir -p "$OUT"
+# One build at a time per cache: a second run waits, then finds the binaries.
+exec 9>"$CACHE_ROOT/build.lock"
+if ! flock -n 9; then
+  log "another build is running in $CACHE_ROOT; waiting for it"
+  flock 9
+fi
+if have_all "$OUT"; then
+  echo "$OUT"
+  exit 0
+fi
 WORK="$CACHE_ROOT/build"
 mkdir -p "$WORK"
 export GOFLAGS="-mod=mod"
@@ -49,8 +68,8 @@ start_all=$(date +%s)
 
 build_kubernetes() {
   local dir="$WORK/kubernetes-$K8S_VERSION" minor major staging
-  [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" ]] && return 0
-  log "building kube-apiserver and kube-controller-manager $K8S_VERSION from k8s.io/kubernetes (first run only: 10-30 minutes on 2 cores)"
+  [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" && -x "$OUT/kubectl" ]] && return 0
+  log "building kube-apiserver, kube-controller-manager and kubectl $K8S_VERSION from k8s.io/kubernetes (first run only: 10-30 minutes on 2 cores)"
   mkdir -p "$dir"
   major="${K8S_VERSION#v}"; major="${major%%.*}"
   minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"
@@ -75,6 +94,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
     go mod tidy >/dev/null 2>&1 || go mod tidy
@@ -82,7 +102,8 @@ GO
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld="$ld -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=2026-01-01T00:00:00Z"
     done
-    for cmd in kube-apiserver kube-controller-manager; do
+    for cmd in kube-apiserver kube-controller-manager kubectl; do
+      [[ -x "$OUT/$cmd" ]] && continue
       go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ld" -o "$OUT/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
       mv "$OUT/$cmd.tmp" "$OUT/$cmd"
     done

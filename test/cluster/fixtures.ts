@@ -1,0 +1,182 @@
+// Helpers for cluster tests. The control plane is started once per run by
+// global-setup.ts; these helpers drive it with the real `kubectl`, the way a user
+// would, and give every test its own namespace.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, inject } from 'vitest';
+
+export interface KubectlOptions {
+  /** Written to kubectl's stdin (use with `-f -`). */
+  input?: string;
+  /** Adds `--namespace <ns>`. */
+  namespace?: string;
+  /** Authenticates with this bearer token instead of the admin identity of the kubeconfig. */
+  token?: string;
+  /** Kills kubectl after this many ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+export interface KubectlResult {
+  stdout: string;
+  stderr: string;
+  /** kubectl's exit code; 0 on success. */
+  code: number;
+}
+
+/** Path of the admin kubeconfig of the shared test control plane. */
+export function kubeconfigPath(): string {
+  return inject('kubeconfig');
+}
+
+/** The kubectl binary the tests use (built with the control plane when available, else `kubectl` on PATH). */
+export function kubectlBinary(): string {
+  return inject('kubectl');
+}
+
+/** Runs kubectl against the test control plane. Never throws on a non-zero exit: check `code`. */
+export function kubectl(args: readonly string[], opts: KubectlOptions = {}): Promise<KubectlResult> {
+  const full = [...args];
+  if (opts.namespace !== undefined) full.push('--namespace', opts.namespace);
+  // A token on the command line wins over the kubeconfig's credentials.
+  if (opts.token !== undefined) full.push('--token', opts.token);
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      kubectlBinary(),
+      full,
+      {
+        env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+        timeout: opts.timeoutMs ?? 30_000,
+        maxBuffer: 32 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') {
+          // Spawn failure or timeout, not a kubectl error answer.
+          reject(new Error(`kubectl ${full.join(' ')}: ${error.message}\n${stderr}`));
+          return;
+        }
+        resolve({ stdout, stderr, code: error ? Number(error.code) : 0 });
+      },
+    );
+    child.stdin?.end(opts.input ?? '');
+  });
+}
+
+/** Runs kubectl and returns stdout; throws with kubectl's stderr if it fails. */
+export async function kubectlOk(args: readonly string[], opts: KubectlOptions = {}): Promise<string> {
+  const r = await kubectl(args, opts);
+  if (r.code !== 0) {
+    throw new Error(`kubectl ${args.join(' ')} exited ${r.code}:\n${r.stderr || r.stdout}`);
+  }
+  return r.stdout;
+}
+
+/** Runs kubectl with `-o json` and parses the result; throws if it fails. */
+export async function kubectlJson<T = unknown>(
+  args: readonly string[],
+  opts: KubectlOptions = {},
+): Promise<T> {
+  return JSON.parse(await kubectlOk([...args, '-o', 'json'], opts)) as T;
+}
+
+/** Applies a manifest (YAML or JSON text) with `kubectl apply -f -`; returns kubectl's stdout. */
+export function apply(manifest: string, opts: Omit<KubectlOptions, 'input'> = {}): Promise<string> {
+  return kubectlOk(['apply', '-f', '-'], { ...opts, input: manifest });
+}
+
+/**
+ * Creates a uniquely named namespace and waits until its `default` ServiceAccount
+ * exists (pods are refused before that). Delete it with deleteNamespace().
+ */
+export async function createNamespace(prefix = 'test'): Promise<string> {
+  const name = `${prefix}-${randomBytes(4).toString('hex')}`.slice(0, 63);
+  await kubectlOk(['create', 'namespace', name]);
+  if (!inject('controllerManager')) {
+    // Without kube-controller-manager nothing creates it; a real cluster would.
+    await kubectlOk(['create', 'serviceaccount', 'default'], { namespace: name });
+  }
+  await waitFor(
+    async () => (await kubectl(['get', 'serviceaccount', 'default'], { namespace: name })).code === 0,
+    {
+      timeoutMs: 30_000,
+      what: `ServiceAccount ${name}/default`,
+    },
+  );
+  return name;
+}
+
+/** Deletes a namespace without waiting for its contents to be finalized. */
+export async function deleteNamespace(name: string): Promise<void> {
+  await kubectlOk(['delete', 'namespace', name, '--wait=false', '--ignore-not-found']);
+}
+
+/**
+ * Gives each test in the enclosing describe block (or file) a fresh namespace,
+ * deleted after the test. Returns a function that gives the current test's namespace.
+ *
+ *   const ns = useNamespace();
+ *   it('...', async () => { await kubectl(['get', 'pods'], { namespace: ns() }) });
+ */
+export function useNamespace(prefix = 'test'): () => string {
+  let current: string | undefined;
+  beforeEach(async () => {
+    current = await createNamespace(prefix);
+  });
+  afterEach(async () => {
+    if (current !== undefined) await deleteNamespace(current);
+    current = undefined;
+  });
+  return () => {
+    if (current === undefined) throw new Error('useNamespace(): only available inside a test');
+    return current;
+  };
+}
+
+export interface PodTokenRequest {
+  namespace: string;
+  serviceAccount: string;
+  podName: string;
+  podUid: string;
+  /** Token lifetime, e.g. '10m' (the API server's minimum is 10 minutes). */
+  duration?: string;
+}
+
+/**
+ * Requests a service-account token bound to a pod through the TokenRequest API
+ * (`kubectl create token --bound-object-kind Pod`), like a projected token volume.
+ */
+export async function requestPodToken(req: PodTokenRequest): Promise<string> {
+  const out = await kubectlOk(
+    [
+      'create',
+      'token',
+      req.serviceAccount,
+      '--bound-object-kind',
+      'Pod',
+      '--bound-object-name',
+      req.podName,
+      '--bound-object-uid',
+      req.podUid,
+      '--duration',
+      req.duration ?? '10m',
+    ],
+    { namespace: req.namespace },
+  );
+  return out.trim();
+}
+
+/** Polls `check` until it returns true; throws naming `what` after the timeout. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${opts.timeoutMs ?? 30_000} ms waiting for ${opts.what ?? 'condition'}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+  }
+}
