@@ -35,16 +35,32 @@ export function rulesOf(schema: TSchema): readonly Rule[] {
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const DNS_NAME_PATTERN =
   '^(\\*\\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$';
-const UPSTREAM_HOST_PATTERN = '^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\\.?|[0-9a-fA-F:.]+)$';
+const UPSTREAM_HOST_PATTERN =
+  '^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\\.?|[0-9a-fA-F:.]+)$';
 const IP_PATTERN = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9a-fA-F:]+)$';
 
+/** CEL: `field` of self is present and a well-formed duration (else the field's own rule reports it). */
+const celIsDuration = (field: string) =>
+  `has(self.${field}) && self.${field}.matches(r'${DURATION_PATTERN}')`;
+
+// The duration's own rule repeats the pattern so the API server's message says what a
+// duration looks like; the CRD generator then leaves the redundant `pattern` out.
+const durationRule: Rule = {
+  rule: `self.matches(r'${DURATION_PATTERN}')`,
+  message: 'must be a duration such as 250ms, 5s or 1m30s',
+  check: (self: string) => new RegExp(DURATION_PATTERN).test(self),
+};
+
 const duration = (description: string, defaultValue?: string) =>
-  Type.String({
-    description,
-    pattern: DURATION_PATTERN,
-    maxLength: 32,
-    ...(defaultValue === undefined ? {} : { default: defaultValue }),
-  });
+  withRules(
+    Type.String({
+      description,
+      pattern: DURATION_PATTERN,
+      maxLength: 32,
+      ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    }),
+    [durationRule],
+  );
 
 const port = (description: string) => Type.Integer({ description, minimum: 1, maximum: 65535 });
 
@@ -59,24 +75,27 @@ export function parseDuration(text: string): number {
   return total;
 }
 
+// A malformed or absent duration passes: the field's own rule reports it, and CEL's
+// duration() would fail with an error instead of a message.
 const durationBetween = (field: string, min: string, max: string): Rule => ({
-  rule: `!has(self.${field}) || (duration(self.${field}) >= duration('${min}') && duration(self.${field}) <= duration('${max}'))`,
+  rule: `!(${celIsDuration(field)}) || (duration(self.${field}) >= duration('${min}') && duration(self.${field}) <= duration('${max}'))`,
   message: `must be between ${min} and ${max}`,
   fieldPath: `.${field}`,
   check: (self: Record<string, string | undefined>) => {
-    const v = self[field];
-    if (v === undefined) return true;
-    const ms = parseDuration(v);
-    return ms >= parseDuration(min) && ms <= parseDuration(max);
+    const ms = parseDuration(self[field] ?? '');
+    return Number.isNaN(ms) || (ms >= parseDuration(min) && ms <= parseDuration(max));
   },
 });
 
 export const LabelSelectorRequirement = Type.Object(
   {
     key: Type.String({ description: 'Label key the requirement applies to.', minLength: 1, maxLength: 317 }),
-    operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')], {
-      description: 'How the key relates to the values: In, NotIn, Exists or DoesNotExist.',
-    }),
+    operator: Type.Union(
+      [Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')],
+      {
+        description: 'How the key relates to the values: In, NotIn, Exists or DoesNotExist.',
+      },
+    ),
     values: Type.Optional(
       Type.Array(Type.String({ maxLength: 63 }), {
         description: 'Values for In and NotIn; must be empty for Exists and DoesNotExist.',
@@ -104,13 +123,14 @@ export const LabelSelector = Type.Object(
   {
     additionalProperties: false,
     description:
-      'Which pods in the Origin\'s namespace serve edge traffic for it. The operator injects the sidecar into these pods when they are created. Unused by a standalone sidecar.',
+      "Which pods in the Origin's namespace serve edge traffic for it. The operator injects the sidecar into these pods when they are created. Unused by a standalone sidecar.",
   },
 );
 withRules(LabelSelector, [
   {
     rule: '(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)',
-    message: 'must set matchLabels or matchExpressions: an empty selector would select every pod in the namespace',
+    message:
+      'must set matchLabels or matchExpressions: an empty selector would select every pod in the namespace',
     check: (s: { matchLabels?: object; matchExpressions?: unknown[] }) =>
       Object.keys(s.matchLabels ?? {}).length > 0 || (s.matchExpressions ?? []).length > 0,
   },
@@ -120,7 +140,8 @@ export const Listen = Type.Object(
   {
     port: port('Port the sidecar listens on for edge traffic (1-65535).'),
     address: Type.String({
-      description: 'Address the sidecar binds for edge traffic: 0.0.0.0 (all IPv4), :: (all), or a specific IP.',
+      description:
+        'Address the sidecar binds for edge traffic: 0.0.0.0 (all IPv4), :: (all), or a specific IP.',
       pattern: IP_PATTERN,
       default: '0.0.0.0',
     }),
@@ -133,24 +154,27 @@ export const UpstreamTLS = Type.Object(
     enabled: Type.Boolean({ description: 'Connect to the origin over TLS.', default: false }),
     serverName: Type.Optional(
       Type.String({
-        description: 'Name sent in SNI and checked against the certificate. Defaults to upstream.host when it is a name.',
+        description:
+          'Name sent in SNI and checked against the certificate. Defaults to upstream.host when it is a name.',
         maxLength: 253,
       }),
     ),
     caBundle: Type.Optional(
       Type.String({
-        description: 'PEM certificates the origin\'s certificate must chain to, instead of the system roots.',
+        description: "PEM certificates the origin's certificate must chain to, instead of the system roots.",
         maxLength: 65536,
       }),
     ),
     caFile: Type.Optional(
       Type.String({
-        description: 'Path, inside the sidecar, of a PEM file the origin\'s certificate must chain to (a mounted Secret or ConfigMap).',
+        description:
+          "Path, inside the sidecar, of a PEM file the origin's certificate must chain to (a mounted Secret or ConfigMap).",
         maxLength: 4096,
       }),
     ),
     insecureSkipVerify: Type.Boolean({
-      description: 'Accept any certificate. For diagnosis only: it hides tls_certificate_error and lets anyone impersonate the origin.',
+      description:
+        'Accept any certificate. For diagnosis only: it hides tls_certificate_error and lets anyone impersonate the origin.',
       default: false,
     }),
   },
@@ -160,13 +184,15 @@ withRules(UpstreamTLS, [
   {
     rule: '!(has(self.caBundle) && has(self.caFile))',
     message: 'set caBundle or caFile, not both',
-    check: (t: { caBundle?: string; caFile?: string }) => !(t.caBundle !== undefined && t.caFile !== undefined),
+    check: (t: { caBundle?: string; caFile?: string }) =>
+      !(t.caBundle !== undefined && t.caFile !== undefined),
   },
   {
     rule: 'self.enabled || !(has(self.serverName) || has(self.caBundle) || has(self.caFile))',
     message: 'serverName, caBundle and caFile need enabled: true',
     check: (t: { enabled?: boolean; serverName?: string; caBundle?: string; caFile?: string }) =>
-      t.enabled === true || (t.serverName === undefined && t.caBundle === undefined && t.caFile === undefined),
+      t.enabled === true ||
+      (t.serverName === undefined && t.caBundle === undefined && t.caFile === undefined),
   },
 ]);
 
@@ -184,7 +210,10 @@ export const Backup = Type.Object(
     port: port('Port of the backup origin (1-65535).'),
     tls: Type.Optional(UpstreamTLS),
   },
-  { additionalProperties: false, description: 'An origin tried, in order, when no address of the primary accepts a connection.' },
+  {
+    additionalProperties: false,
+    description: 'An origin tried, in order, when no address of the primary accepts a connection.',
+  },
 );
 
 export const Upstream = Type.Object(
@@ -207,7 +236,7 @@ export const Upstream = Type.Object(
     ),
     hostHeader: Type.Optional(
       Type.String({
-        description: 'Host header sent to the origin. Default: the client\'s Host header is passed through.',
+        description: "Host header sent to the origin. Default: the client's Host header is passed through.",
         maxLength: 253,
         pattern: '^[a-zA-Z0-9.:\\[\\]-]+$',
       }),
@@ -224,9 +253,18 @@ export const Upstream = Type.Object(
 
 export const Timeouts = Type.Object(
   {
-    connect: duration('Time allowed to resolve, connect and finish TLS with one origin address (Go duration, e.g. 5s).', '5s'),
-    response: duration('Time allowed from sending the request to the first byte of the response; past it the sidecar answers 536.', '60s'),
-    idle: duration('How long an idle kept-alive connection to the origin is kept. Keep it below the origin\'s own idle timeout.', '4s'),
+    connect: duration(
+      'Time allowed to resolve, connect and finish TLS with one origin address (Go duration, e.g. 5s).',
+      '5s',
+    ),
+    response: duration(
+      'Time allowed from sending the request to the first byte of the response; past it the sidecar answers 536.',
+      '60s',
+    ),
+    idle: duration(
+      "How long an idle kept-alive connection to the origin is kept. Keep it below the origin's own idle timeout.",
+      '4s',
+    ),
   },
   { additionalProperties: false, description: 'Timeouts towards the origin.', default: {} },
 );
@@ -239,17 +277,22 @@ withRules(Timeouts, [
 export const OutlierDetection = Type.Object(
   {
     consecutiveFailures: Type.Integer({
-      description: 'Consecutive connection failures after which the origin is ejected: requests get 531 at once while one trial request at a time probes it.',
+      description:
+        'Consecutive connection failures after which the origin is ejected: requests get 531 at once while one trial request at a time probes it.',
       minimum: 1,
       maximum: 1000,
       default: 5,
     }),
-    baseEjectionTime: duration('First ejection interval; each further ejection in a row adds one more (like Envoy).', '1s'),
+    baseEjectionTime: duration(
+      'First ejection interval; each further ejection in a row adds one more (like Envoy).',
+      '1s',
+    ),
     maxEjectionTime: duration('Longest ejection interval.', '30s'),
   },
   {
     additionalProperties: false,
-    description: 'Fast failing of an origin that keeps failing to connect, so a blackholed origin does not hold every client for the full connect timeout.',
+    description:
+      'Fast failing of an origin that keeps failing to connect, so a blackholed origin does not hold every client for the full connect timeout.',
     default: {},
   },
 );
@@ -257,11 +300,11 @@ withRules(OutlierDetection, [
   durationBetween('baseEjectionTime', '1ms', '10m'),
   durationBetween('maxEjectionTime', '1ms', '1h'),
   {
-    rule: 'duration(self.baseEjectionTime) <= duration(self.maxEjectionTime)',
+    rule: `!(${celIsDuration('baseEjectionTime')} && ${celIsDuration('maxEjectionTime')}) || duration(self.baseEjectionTime) <= duration(self.maxEjectionTime)`,
     message: 'baseEjectionTime must not exceed maxEjectionTime',
     fieldPath: '.baseEjectionTime',
     check: (o: { baseEjectionTime: string; maxEjectionTime: string }) =>
-      parseDuration(o.baseEjectionTime) <= parseDuration(o.maxEjectionTime),
+      !(parseDuration(o.baseEjectionTime) > parseDuration(o.maxEjectionTime)),
   },
 ]);
 
@@ -274,9 +317,13 @@ export const StatusProfile = Type.Union([Type.Literal('Uniform'), Type.Literal('
 export const ErrorResponse = Type.Object(
   {
     statusProfile: StatusProfile,
-    retryAfter: duration('Retry-After sent with 531 and 536 answers, rounded up to whole seconds; 0s sends none.', '5s'),
+    retryAfter: duration(
+      'Retry-After sent with 531 and 536 answers, rounded up to whole seconds; 0s sends none.',
+      '5s',
+    ),
     showDetails: Type.Boolean({
-      description: 'Show internal details (addresses, errno, attempts) in error bodies and Proxy-Status. Off by default so internal addresses never leak to clients.',
+      description:
+        'Show internal details (addresses, errno, attempts) in error bodies and Proxy-Status. Off by default so internal addresses never leak to clients.',
       default: false,
     }),
   },
@@ -300,12 +347,15 @@ export const OriginSpec = Type.Object(
     outlierDetection: OutlierDetection,
     errorResponse: ErrorResponse,
   },
-  { additionalProperties: false, description: 'What the Origin declares: the upstream origin and the pods that serve edge traffic for it.' },
+  {
+    additionalProperties: false,
+    description: 'What the Origin declares: the upstream origin and the pods that serve edge traffic for it.',
+  },
 );
 withRules(OriginSpec, [
   {
     rule: '!has(self.hosts) || self.hosts.all(h, self.hosts.exists_one(x, x == h))',
-    message: 'hosts must be unique',
+    message: 'hosts must be unique: remove the repeated host',
     fieldPath: '.hosts',
     check: (s: { hosts?: string[] }) => new Set(s.hosts ?? []).size === (s.hosts ?? []).length,
   },
@@ -314,7 +364,9 @@ withRules(OriginSpec, [
 export const ObjectMeta = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
-    namespace: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' })),
+    namespace: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    ),
     generation: Type.Optional(Type.Integer()),
     uid: Type.Optional(Type.String()),
     resourceVersion: Type.Optional(Type.String()),

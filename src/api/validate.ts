@@ -9,7 +9,8 @@ import { DURATION_PATTERN, OriginManifest, rulesOf } from './origin.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
-const show = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v) ?? String(v));
+const show = (v: unknown): string =>
+  typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
 
 /** Turns a JSON pointer (/spec/hosts/0) into a field path (spec.hosts[0]). */
 export function fieldPath(pointer: string): string {
@@ -56,7 +57,9 @@ function describeError(e: ValueError): string {
     case ValueErrorType.Literal:
       return `must be ${show(s.const)}, got ${show(e.value)}`;
     case ValueErrorType.Union: {
-      const options = ((s.anyOf as { const?: unknown }[]) ?? []).map((o) => o.const).filter((c) => c !== undefined);
+      const options = ((s.anyOf as { const?: unknown }[]) ?? [])
+        .map((o) => o.const)
+        .filter((c) => c !== undefined);
       return options.length > 0 ? `must be one of ${options.join(', ')}, got ${show(e.value)}` : e.message;
     }
     default:
@@ -66,11 +69,11 @@ function describeError(e: ValueError): string {
 
 /** Runs the CEL-equivalent rules attached to schema nodes, walking schema and value together. */
 function ruleErrors(schema: TSchema, value: unknown, path: string, out: string[]): void {
-  if (value === null || typeof value !== 'object') return;
   for (const r of rulesOf(schema)) {
     if (!r.check(value as never)) out.push(`${path}${r.fieldPath ?? ''}: ${r.message}`);
   }
-  const s = schema as Record<string, unknown>;
+  if (value === null || typeof value !== 'object') return;
+  const s = schema as unknown as Record<string | symbol, unknown>;
   if (s[Kind] === 'Object') {
     const props = s.properties as Record<string, TSchema>;
     for (const [key, sub] of Object.entries(props)) {
@@ -102,5 +105,3 @@ export function validate<T>(schema: TSchema, input: unknown, prefix = ''): Valid
 export function validateOrigin(input: unknown): Validated<OriginManifest> {
   return validate<OriginManifest>(OriginManifest, input);
 }
-
-type OriginManifest = import('./origin.ts').OriginManifest;
