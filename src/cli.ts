@@ -28,4 +28,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Long-running commands resolve once drained; do not wait on stray handles.
+process.exit(code);

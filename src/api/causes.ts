@@ -32,7 +32,7 @@ export const CAUSES = {
   },
   connection_timeout: {
     summary: 'The origin did not answer the connection attempt in time.',
-    hint: 'Connection attempts get no answer: a firewall, security group or NetworkPolicy is most likely dropping the sidecar\'s traffic, or the origin is overloaded (full accept queue). Allow the pod\'s egress to the origin and check the origin\'s load.',
+    hint: "Connection attempts get no answer: a firewall, security group or NetworkPolicy is most likely dropping the sidecar's traffic, or the origin is overloaded (full accept queue). Allow the pod's egress to the origin and check the origin's load.",
     edgioStatus: 531,
   },
   destination_ip_unroutable: {
@@ -42,7 +42,7 @@ export const CAUSES = {
   },
   destination_ip_prohibited: {
     summary: 'A firewall on the path rejected the connection.',
-    hint: 'A firewall on the path actively rejects the connection (ICMP administratively prohibited): allow the pod\'s egress to the origin in the firewall, security group or NetworkPolicy.',
+    hint: "A firewall on the path actively rejects the connection (ICMP administratively prohibited): allow the pod's egress to the origin in the firewall, security group or NetworkPolicy.",
     edgioStatus: 531,
   },
   destination_unavailable: {
@@ -52,17 +52,17 @@ export const CAUSES = {
   },
   connection_terminated: {
     summary: 'The origin closed or reset the connection.',
-    hint: 'The origin closed or reset the connection: check the origin\'s logs for crashes or restarts, and its connection limits and idle timeouts.',
+    hint: "The origin closed or reset the connection: check the origin's logs for crashes or restarts, and its connection limits and idle timeouts.",
     edgioStatus: 531,
   },
   tls_certificate_error: {
-    summary: 'The origin\'s TLS certificate was not accepted.',
-    hint: 'The origin\'s certificate was rejected (expired, not yet valid, wrong name or unknown issuer): renew it or fix its subject alternative names, or set upstream.tls.serverName / caBundle to what the origin presents.',
+    summary: "The origin's TLS certificate was not accepted.",
+    hint: "The origin's certificate was rejected (expired, not yet valid, wrong name or unknown issuer): renew it or fix its subject alternative names, or set upstream.tls.serverName / caBundle to what the origin presents.",
     edgioStatus: 533,
   },
   tls_protocol_error: {
     summary: 'The TLS handshake with the origin failed.',
-    hint: 'The TLS handshake failed: check the origin really speaks TLS on that port (plain HTTP answers make this error), and that its TLS versions and ciphers overlap with the sidecar\'s.',
+    hint: "The TLS handshake failed: check the origin really speaks TLS on that port (plain HTTP answers make this error), and that its TLS versions and ciphers overlap with the sidecar's.",
     edgioStatus: 533,
   },
   tls_alert_received: {
@@ -72,17 +72,17 @@ export const CAUSES = {
   },
   http_response_timeout: {
     summary: 'The origin accepted the request but did not answer in time.',
-    hint: 'The origin accepted the connection but did not start answering within timeouts.response: check the origin\'s application logs and slow requests, or raise timeouts.response.',
+    hint: "The origin accepted the connection but did not start answering within timeouts.response: check the origin's application logs and slow requests, or raise timeouts.response.",
     edgioStatus: 536,
   },
   http_response_incomplete: {
     summary: 'The origin closed the connection before sending a complete response.',
-    hint: 'The origin dropped the connection while the request was in flight: check the origin\'s logs for crashes, and its request size and time limits.',
+    hint: "The origin dropped the connection while the request was in flight: check the origin's logs for crashes, and its request size and time limits.",
     edgioStatus: 536,
   },
   http_protocol_error: {
     summary: 'The origin sent something that is not valid HTTP.',
-    hint: 'The origin answered with bytes that are not valid HTTP/1.1: check that the port serves HTTP (not TLS or another protocol) and the origin\'s response headers.',
+    hint: "The origin answered with bytes that are not valid HTTP/1.1: check that the port serves HTTP (not TLS or another protocol) and the origin's response headers.",
     edgioStatus: 536,
   },
   proxy_loop_detected: {

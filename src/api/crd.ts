@@ -74,6 +74,11 @@ const kindOf = (schema: TSchema): string => (schema as unknown as Record<symbol,
 function copyKeywords(schema: TSchema): JSONSchemaProps {
   const out: JSONSchemaProps = {};
   for (const key of KEPT) if (schema[key] !== undefined) out[key] = structuredClone(schema[key]);
+  // kubectl explain shows descriptions but not defaults, so a scalar default is spelled out.
+  const scalarDefault = ['string', 'number', 'boolean'].includes(typeof schema.default);
+  if (scalarDefault && typeof out.description === 'string' && !/\bdefault\b/i.test(out.description)) {
+    out.description = `${out.description} Default: ${schema.default}.`;
+  }
   for (const [key, value] of Object.entries(schema)) {
     if (key.startsWith('x-kubernetes-')) out[key] = structuredClone(value);
   }

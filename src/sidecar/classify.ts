@@ -1,0 +1,220 @@
+// Pure classification of upstream failures into RFC 9209 causes. The phase of
+// the attempt (known exactly, see connector.ts and forward.ts) decides 531 vs
+// 536; the error code only refines the cause within that phase.
+import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
+import type { StatusProfile } from '../api/origin.ts';
+
+/** One failed attempt to reach one address (or to resolve one name). */
+export interface Attempt {
+  readonly cause: Cause;
+  readonly phase: Phase;
+  /** Raw code seen: errno name (ECONNREFUSED), c-ares code (ENOTFOUND), OpenSSL or undici code. */
+  readonly code: string;
+  readonly errno?: number;
+  /** DNS response code, for dns_error. */
+  readonly rcode?: string;
+  /** TLS alert number, for tls_alert_received. */
+  readonly alertId?: number;
+  /** What was tried: an IP address, or a host name for DNS failures. */
+  readonly address: string;
+  readonly port: number;
+  /** 0 for the primary upstream, 1.. for backups in order. */
+  readonly target: number;
+  readonly elapsedMs: number;
+  readonly message: string;
+}
+
+/** A classified failure of one proxied request. */
+export interface Failure {
+  readonly cause: Cause;
+  readonly phase: Phase;
+  readonly code: string;
+  readonly errno?: number;
+  readonly rcode?: string;
+  readonly alertId?: number;
+  readonly address?: string;
+  readonly attempts: readonly Attempt[];
+  readonly elapsedMs: number;
+  /** For destination_unavailable (fast-failed while ejected): the failure that caused the ejection. */
+  readonly underlying?: Failure;
+}
+
+export type RawError = Error & {
+  code?: string | number;
+  errno?: number | string;
+  reason?: string;
+  library?: string;
+  syscall?: string;
+};
+
+const DNS_RCODES: Record<string, { cause: Cause; rcode?: string }> = {
+  ENOTFOUND: { cause: 'dns_error', rcode: 'NXDOMAIN' },
+  ENODATA: { cause: 'dns_error', rcode: 'NOERROR' },
+  ESERVFAIL: { cause: 'dns_error', rcode: 'SERVFAIL' },
+  EREFUSED: { cause: 'dns_error', rcode: 'REFUSED' },
+  EFORMERR: { cause: 'dns_error', rcode: 'FORMERR' },
+  ENOTIMP: { cause: 'dns_error', rcode: 'NOTIMP' },
+  EBADRESP: { cause: 'dns_error' },
+  EBADNAME: { cause: 'dns_error' },
+  ECONNREFUSED: { cause: 'dns_error' },
+  ETIMEOUT: { cause: 'dns_timeout' },
+  ETIMEDOUT: { cause: 'dns_timeout' },
+};
+
+const CONNECT_CODES: Record<string, Cause> = {
+  ECONNREFUSED: 'connection_refused',
+  ETIMEDOUT: 'connection_timeout',
+  UND_ERR_CONNECT_TIMEOUT: 'connection_timeout',
+  OG_CONNECT_TIMEOUT: 'connection_timeout',
+  EHOSTUNREACH: 'destination_ip_unroutable',
+  ENETUNREACH: 'destination_ip_unroutable',
+  EINVAL: 'destination_ip_unroutable',
+  EADDRNOTAVAIL: 'destination_ip_unroutable',
+  EACCES: 'destination_ip_prohibited',
+  EPERM: 'destination_ip_prohibited',
+  ENOPROTOOPT: 'destination_ip_prohibited',
+  ECONNRESET: 'connection_terminated',
+  EPIPE: 'connection_terminated',
+  ECONNABORTED: 'connection_terminated',
+};
+
+const CERT_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
+]);
+
+function codeOf(err: RawError): string {
+  if (typeof err.code === 'string' && err.code !== '') return err.code;
+  if (err.name === 'HTTPParserError') return 'HPE_INVALID';
+  return err.name || 'UNKNOWN';
+}
+
+function errnoOf(err: RawError): number | undefined {
+  return typeof err.errno === 'number' ? err.errno : undefined;
+}
+
+function tlsCause(code: string, message: string): { cause: Cause; alertId?: number } {
+  if (CERT_CODES.has(code)) return { cause: 'tls_certificate_error' };
+  const alert = /alert number (\d+)/i.exec(message);
+  if (alert) return { cause: 'tls_alert_received', alertId: Number(alert[1]) };
+  if (
+    CONNECT_CODES[code] === 'connection_terminated' ||
+    /socket disconnected before secure TLS/i.test(message)
+  ) {
+    return { cause: 'connection_terminated' };
+  }
+  if (code === 'OG_CONNECT_TIMEOUT') return { cause: 'connection_timeout' };
+  return { cause: 'tls_protocol_error' };
+}
+
+/** What one raw error means, given the phase the attempt was in when it failed. */
+export function classifyError(
+  err: RawError,
+  phase: Phase,
+): { cause: Cause; code: string; errno?: number; rcode?: string; alertId?: number } {
+  const code = codeOf(err);
+  const errno = errnoOf(err);
+  const base = errno === undefined ? { code } : { code, errno };
+  switch (phase) {
+    case 'dns': {
+      const dns = DNS_RCODES[code] ?? { cause: 'dns_error' as const };
+      return dns.rcode === undefined
+        ? { ...base, cause: dns.cause }
+        : { ...base, cause: dns.cause, rcode: dns.rcode };
+    }
+    case 'connect':
+      return { ...base, cause: CONNECT_CODES[code] ?? 'connection_terminated' };
+    case 'tls':
+      return { ...base, ...tlsCause(code, err.message) };
+    case 'request':
+      if (code === 'OG_RESPONSE_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT')
+        return { ...base, cause: 'http_response_timeout' };
+      if (code === 'HPE_INVALID' || code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW') {
+        return { ...base, cause: 'http_protocol_error' };
+      }
+      return { ...base, cause: 'connection_terminated' };
+    case 'response':
+      if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'OG_RESPONSE_TIMEOUT')
+        return { ...base, cause: 'http_response_timeout' };
+      if (code.startsWith('HPE_')) return { ...base, cause: 'http_protocol_error' };
+      return { ...base, cause: 'http_response_incomplete' };
+  }
+}
+
+/**
+ * The cause that represents several failed attempts: the most frequent one,
+ * ties going to the earliest (the preferred address). Each attempt keeps its own.
+ */
+export function dominantAttempt(attempts: readonly Attempt[]): Attempt | undefined {
+  const counts = new Map<Cause, number>();
+  for (const a of attempts) counts.set(a.cause, (counts.get(a.cause) ?? 0) + 1);
+  let best: Attempt | undefined;
+  let bestCount = 0;
+  for (const a of attempts) {
+    const n = counts.get(a.cause) ?? 0;
+    if (n > bestCount) {
+      best = a;
+      bestCount = n;
+    }
+  }
+  return best;
+}
+
+/** Builds the request's failure from the attempts made to establish a connection. */
+export function connectFailure(attempts: readonly Attempt[], elapsedMs: number): Failure {
+  const top = dominantAttempt(attempts);
+  if (top === undefined) {
+    return { cause: 'proxy_internal_error', phase: 'connect', code: 'NO_ATTEMPT', attempts, elapsedMs };
+  }
+  return {
+    cause: top.cause,
+    phase: top.phase,
+    code: top.code,
+    ...(top.errno === undefined ? {} : { errno: top.errno }),
+    ...(top.rcode === undefined ? {} : { rcode: top.rcode }),
+    ...(top.alertId === undefined ? {} : { alertId: top.alertId }),
+    address: top.address,
+    attempts,
+    elapsedMs,
+  };
+}
+
+const CONNECTION_PHASES: ReadonlySet<Phase> = new Set(['dns', 'connect', 'tls']);
+
+/** True when the failure happened before the request was sent: the 531 family. */
+export function isConnectPhase(phase: Phase): boolean {
+  return CONNECTION_PHASES.has(phase);
+}
+
+/** The status code answered for a failure, under the Origin's status profile. */
+export function statusFor(failure: Pick<Failure, 'cause' | 'phase'>, profile: StatusProfile): number {
+  if (failure.cause === 'proxy_internal_error') return 500;
+  if (profile === 'Edgio') {
+    const edgio = CAUSES[failure.cause].edgioStatus;
+    if (edgio !== 531 && edgio !== 536) return edgio;
+  }
+  if (failure.cause === 'proxy_loop_detected' || failure.cause === 'destination_unavailable') return 531;
+  return isConnectPhase(failure.phase) ? 531 : 536;
+}
+
+export const REASON_PHRASES: Readonly<Record<number, string>> = {
+  500: 'Internal Server Error',
+  530: 'Internal Error',
+  531: 'Upstream Connection Error',
+  533: 'Upstream TLS Error',
+  536: 'HTTP Response Timeout',
+  537: 'DNS Resolution Error',
+  538: 'Request Loop Detected',
+};

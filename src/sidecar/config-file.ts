@@ -1,0 +1,128 @@
+// The standalone configuration: a YAML file of Origin manifests, exactly as
+// they would be applied to a cluster. Validated with the CRD's own schema and
+// rules, and watched: a valid change is applied, an invalid one refused with
+// the same messages while the last good configuration keeps serving.
+import { createHash } from 'node:crypto';
+import { type FSWatcher, watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { API_VERSION, type OriginManifest } from '../api/origin.ts';
+import { validateOrigin } from '../api/validate.ts';
+import { originKey } from './origin-runtime.ts';
+import { buildRoutes } from './router.ts';
+
+export type LoadResult =
+  | { readonly ok: true; readonly origins: OriginManifest[]; readonly digest: string }
+  | { readonly ok: false; readonly errors: string[]; readonly digest: string };
+
+/** Parses and validates a config text. Every problem is reported, each naming its document and field. */
+export function parseConfig(text: string, source: string): LoadResult {
+  const digest = createHash('sha256').update(text).digest('hex');
+  const errors: string[] = [];
+  const origins: OriginManifest[] = [];
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, i) => {
+    const where = `${source}: document ${i + 1}`;
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) errors.push(`${where}: YAML: ${e.message.split('\n')[0]}`);
+      return;
+    }
+    const value: unknown = doc.toJS();
+    if (value === null || value === undefined) return;
+    const kind = (value as { kind?: unknown }).kind;
+    const apiVersion = (value as { apiVersion?: unknown }).apiVersion;
+    if (kind !== 'Origin' || apiVersion !== API_VERSION) {
+      errors.push(
+        `${where}: expected apiVersion: ${API_VERSION}, kind: Origin; got apiVersion: ${String(apiVersion)}, kind: ${String(kind)}`,
+      );
+      return;
+    }
+    const name = (value as { metadata?: { name?: unknown } }).metadata?.name;
+    const result = validateOrigin(value);
+    if (!result.ok) {
+      for (const e of result.errors) errors.push(`${where} (Origin ${String(name)}): ${e}`);
+      return;
+    }
+    origins.push(result.value);
+  });
+  const seen = new Set<string>();
+  for (const o of origins) {
+    const key = originKey(o);
+    if (seen.has(key)) errors.push(`${source}: Origin ${key} is declared twice`);
+    seen.add(key);
+  }
+  if (errors.length === 0 && origins.length === 0) errors.push(`${source}: no Origin declared`);
+  if (errors.length === 0) {
+    const routes = buildRoutes(
+      origins.map((o) => ({
+        key: originKey(o),
+        listen: o.spec.listen,
+        ...(o.spec.hosts ? { hosts: o.spec.hosts } : {}),
+      })),
+    );
+    for (const e of routes.errors) errors.push(`${source}: ${e}`);
+  }
+  return errors.length === 0 ? { ok: true, origins, digest } : { ok: false, errors, digest };
+}
+
+export async function loadConfigFile(path: string): Promise<LoadResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    return { ok: false, errors: [`${path}: cannot read: ${(err as Error).message}`], digest: '' };
+  }
+  return parseConfig(text, path);
+}
+
+/**
+ * Watches the file (through its directory, so editors that replace the file and
+ * Kubernetes ConfigMap symlink swaps are seen) and calls back with each changed
+ * content's result. Unchanged content is ignored.
+ */
+export function watchConfigFile(
+  path: string,
+  lastDigest: string,
+  onChange: (result: LoadResult) => void,
+  debounceMs = 100,
+): { close(): void } {
+  let digest = lastDigest;
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  let again = false;
+  const check = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      const result = await loadConfigFile(path);
+      if (result.digest !== digest && result.digest !== '') {
+        digest = result.digest;
+        onChange(result);
+      }
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        void check();
+      }
+    }
+  };
+  const name = basename(path);
+  const watcher: FSWatcher = watch(dirname(path), (_event, file) => {
+    if (file !== null && file !== name && !file.startsWith('..')) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => void check(), debounceMs);
+  });
+  watcher.on('error', () => undefined);
+  return {
+    close() {
+      clearTimeout(timer);
+      watcher.close();
+    },
+  };
+}

@@ -1,0 +1,129 @@
+// What the sidecar knows about each origin's health: counters by cause, the last
+// failure with its hint, and the current state. It outlives config reloads (keyed
+// by Origin), feeds the admin /status endpoint, and is what an OriginReport
+// publishes. State changes are emitted; per-request updates are only counters.
+import { EventEmitter } from 'node:events';
+import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
+import type { Failure } from './classify.ts';
+
+export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
+
+export interface LastFailure {
+  readonly cause: Cause;
+  readonly phase: Phase;
+  readonly statusCode: number;
+  readonly code: string;
+  readonly errno?: number;
+  readonly rcode?: string;
+  readonly alertId?: number;
+  readonly address?: string;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  readonly hint: string;
+  readonly time: string;
+}
+
+export interface HealthSnapshot {
+  readonly origin: string;
+  readonly generation: number | undefined;
+  readonly state: HealthState;
+  readonly cause?: Cause;
+  readonly hint?: string;
+  readonly ejected: boolean;
+  readonly requests: number;
+  readonly failures: number;
+  readonly failuresByCause: Readonly<Partial<Record<Cause, number>>>;
+  readonly lastFailure?: LastFailure;
+  readonly lastTransitionTime: string;
+}
+
+export interface HealthEvents {
+  change: [HealthSnapshot];
+}
+
+/** Health of one origin. Emits 'change' when the state or the failing cause changes. */
+export class OriginHealth extends EventEmitter<HealthEvents> {
+  readonly origin: string;
+  generation: number | undefined;
+  ejected = false;
+  #state: HealthState = 'Unknown';
+  #cause: Cause | undefined;
+  #requests = 0;
+  #failures = 0;
+  readonly #byCause: Partial<Record<Cause, number>> = {};
+  #last: LastFailure | undefined;
+  #lastConnectFailure: Failure | undefined;
+  #transition = new Date().toISOString();
+
+  constructor(origin: string) {
+    super();
+    this.origin = origin;
+  }
+
+  get state(): HealthState {
+    return this.#state;
+  }
+
+  /** The last failure to connect, kept to explain fast-failed requests while ejected. */
+  get lastConnectFailure(): Failure | undefined {
+    return this.#lastConnectFailure;
+  }
+
+  onRequest(): void {
+    this.#requests++;
+  }
+
+  /** The origin accepted a connection or answered: it is reachable. */
+  onReachable(): void {
+    if (this.#state !== 'Reachable') this.#set('Reachable', undefined);
+  }
+
+  onFailure(failure: Failure, statusCode: number, connectPhase: boolean): void {
+    this.#failures++;
+    // A fast-failed request counts under the cause that got the origin ejected.
+    const counted = failure.underlying ?? failure;
+    this.#byCause[counted.cause] = (this.#byCause[counted.cause] ?? 0) + 1;
+    this.#last = {
+      cause: counted.cause,
+      phase: counted.phase,
+      statusCode,
+      code: counted.code,
+      ...(counted.errno === undefined ? {} : { errno: counted.errno }),
+      ...(counted.rcode === undefined ? {} : { rcode: counted.rcode }),
+      ...(counted.alertId === undefined ? {} : { alertId: counted.alertId }),
+      ...(counted.address === undefined ? {} : { address: counted.address }),
+      attempts: counted.attempts.length,
+      elapsedMs: Math.round(counted.elapsedMs),
+      hint: CAUSES[counted.cause].hint,
+      time: new Date().toISOString(),
+    };
+    if (connectPhase && failure.underlying === undefined) this.#lastConnectFailure = failure;
+    // Only connection failures (and response timeouts) say the origin cannot be reached.
+    if (connectPhase || counted.cause === 'http_response_timeout') {
+      if (this.#state !== 'Unreachable' || this.#cause !== counted.cause)
+        this.#set('Unreachable', counted.cause);
+    }
+  }
+
+  #set(state: HealthState, cause: Cause | undefined): void {
+    this.#state = state;
+    this.#cause = cause;
+    this.#transition = new Date().toISOString();
+    this.emit('change', this.snapshot());
+  }
+
+  snapshot(): HealthSnapshot {
+    return {
+      origin: this.origin,
+      generation: this.generation,
+      state: this.#state,
+      ...(this.#cause === undefined ? {} : { cause: this.#cause, hint: CAUSES[this.#cause].hint }),
+      ejected: this.ejected,
+      requests: this.#requests,
+      failures: this.#failures,
+      failuresByCause: { ...this.#byCause },
+      ...(this.#last === undefined ? {} : { lastFailure: this.#last }),
+      lastTransitionTime: this.#transition,
+    };
+  }
+}

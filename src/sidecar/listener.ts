@@ -1,0 +1,68 @@
+// One fastify server per listen port. Bodies are never parsed or buffered: the
+// request stream goes to undici as is. The routing table is swapped on reload
+// without touching connections or requests in flight.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { type ForwardEnv, forward } from './forward.ts';
+import type { OriginRuntime } from './origin-runtime.ts';
+import type { PortRoutes } from './router.ts';
+
+export interface ClientLimits {
+  /** Largest request header section, bytes (431 past it). */
+  readonly maxHeaderBytes: number;
+  /** Time to receive the request headers (408 past it). */
+  readonly headersTimeoutMs: number;
+  /** Time to receive the whole request, body included (408 past it); 0 disables. */
+  readonly requestTimeoutMs: number;
+  /** Idle time of a kept-alive client connection. */
+  readonly keepAliveTimeoutMs: number;
+}
+
+export class Listener {
+  readonly port: number;
+  readonly address: string;
+  routes: PortRoutes<OriginRuntime> | undefined;
+  readonly #app: FastifyInstance;
+
+  constructor(port: number, address: string, limits: ClientLimits, env: Omit<ForwardEnv, 'routes'>) {
+    this.port = port;
+    this.address = address;
+    this.#app = Fastify({
+      logger: false,
+      http: { maxHeaderSize: limits.maxHeaderBytes },
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      return503OnClosing: true,
+      forceCloseConnections: 'idle',
+      routerOptions: { ignoreTrailingSlash: false, maxParamLength: 8192 },
+    });
+    const server = this.#app.server;
+    server.headersTimeout = limits.headersTimeoutMs;
+    const fenv: ForwardEnv = { ...env, routes: () => this.routes };
+    this.#app.removeAllContentTypeParsers();
+    // Leave the body unread: forward() streams it to the origin.
+    this.#app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+    const handler = (
+      request: { raw: import('node:http').IncomingMessage },
+      reply: { hijack(): void; raw: import('node:http').ServerResponse },
+    ) => {
+      reply.hijack();
+      forward(fenv, request.raw, reply.raw);
+    };
+    this.#app.all('*', handler);
+    this.#app.setNotFoundHandler(handler);
+  }
+
+  async start(): Promise<void> {
+    await this.#app.listen({ port: this.port, host: this.address });
+  }
+
+  /** Stops accepting; resolves when requests in flight have finished. */
+  async close(): Promise<void> {
+    await this.#app.close();
+  }
+
+  /** Ends every connection now (after the drain grace period). */
+  forceClose(): void {
+    this.#app.server.closeAllConnections();
+  }
+}

@@ -1,0 +1,99 @@
+// Prometheus metrics of the sidecar, in base units with _total counters. Label
+// values are bounded: origin keys come from config, causes from the RFC 9209 list.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'originguard_requests_total',
+    help: 'Edge requests answered, by origin and status class.',
+    labelNames: ['origin', 'code_class'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamFailures = new Counter({
+    name: 'originguard_upstream_failures_total',
+    help: 'Requests that failed to reach or hear from the origin, by RFC 9209 cause and phase.',
+    labelNames: ['origin', 'cause', 'phase'] as const,
+    registers: [this.registry],
+  });
+  readonly connectDuration = new Histogram({
+    name: 'originguard_upstream_connect_duration_seconds',
+    help: 'Time to establish a connection to the origin (DNS, TCP and TLS), successful attempts.',
+    labelNames: ['origin'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'originguard_request_duration_seconds',
+    help: 'Time from receiving a request to the first byte of the answer (origin response or error).',
+    labelNames: ['origin'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly ejected = new Gauge({
+    name: 'originguard_origin_ejected',
+    help: '1 while the origin is ejected after repeated connection failures (requests fail fast), else 0.',
+    labelNames: ['origin'] as const,
+    registers: [this.registry],
+  });
+  readonly reachable = new Gauge({
+    name: 'originguard_origin_reachable',
+    help: '1 if the last attempt reached the origin, 0 if it failed, absent before the first request.',
+    labelNames: ['origin'] as const,
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter({
+    name: 'originguard_config_reloads_total',
+    help: 'Configuration changes seen, by result (applied or rejected).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly clientErrors = new Counter({
+    name: 'originguard_client_errors_total',
+    help: 'Requests refused before proxying, by reason (unknown_host, absolute_form, body_too_large, ...).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'originguard_' });
+  }
+}
+
+/** Per-origin metric children, resolved once so the request path does no label hashing. */
+export class OriginMetrics {
+  readonly #byClass: Counter.Internal[];
+  readonly requestDuration: Histogram.Internal<'origin'>;
+  readonly connectDuration: Histogram.Internal<'origin'>;
+  readonly #metrics: SidecarMetrics;
+  readonly #origin: string;
+
+  constructor(metrics: SidecarMetrics, origin: string) {
+    this.#metrics = metrics;
+    this.#origin = origin;
+    this.#byClass = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => metrics.requests.labels(origin, c));
+    this.requestDuration = metrics.requestDuration.labels(origin);
+    this.connectDuration = metrics.connectDuration.labels(origin);
+  }
+
+  answered(statusCode: number): void {
+    const i = Math.min(Math.max(Math.floor(statusCode / 100) - 1, 0), 4);
+    this.#byClass[i]?.inc();
+  }
+
+  failed(cause: string, phase: string): void {
+    this.#metrics.upstreamFailures.labels(this.#origin, cause, phase).inc();
+  }
+
+  setEjected(ejected: boolean): void {
+    this.#metrics.ejected.labels(this.#origin).set(ejected ? 1 : 0);
+  }
+
+  setReachable(reachable: boolean): void {
+    this.#metrics.reachable.labels(this.#origin).set(reachable ? 1 : 0);
+  }
+}

@@ -1,0 +1,125 @@
+// Everything the request path needs for one Origin, built once per spec
+// version: the undici pool (whose connector walks addresses and backups), the
+// outlier detector, the error-answer options and the metric children. A config
+// change builds a new runtime; requests in flight finish on the old one.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+import { type OriginManifest, parseDuration, type UpstreamTLS } from '../api/origin.ts';
+import type { ConnectTarget } from './connector.ts';
+import { undiciConnector } from './connector.ts';
+import type { ErrorResponseOptions } from './error-response.ts';
+import type { OriginHealth } from './health.ts';
+import { OriginMetrics, type SidecarMetrics } from './metrics.ts';
+import { OutlierDetector } from './outlier.ts';
+import type { Resolver } from './resolver.ts';
+import type { Routable } from './router.ts';
+
+export interface RuntimeDeps {
+  readonly resolver: Resolver;
+  readonly metrics: SidecarMetrics;
+  readonly health: OriginHealth;
+  /** Reads a CA file named by spec.upstream.tls.caFile. */
+  readonly readFile?: (path: string) => string;
+}
+
+function tlsOf(
+  t: UpstreamTLS | undefined,
+  readFile: (path: string) => string,
+): ConnectTarget['tls'] | undefined {
+  if (t === undefined || !t.enabled) return undefined;
+  const ca = t.caBundle ?? (t.caFile === undefined ? undefined : readFile(t.caFile));
+  return {
+    ...(t.serverName === undefined ? {} : { servername: t.serverName }),
+    ...(ca === undefined ? {} : { ca }),
+    rejectUnauthorized: !t.insecureSkipVerify,
+  };
+}
+
+/** Stable key of an Origin: namespace/name. */
+export function originKey(o: Pick<OriginManifest, 'metadata'>): string {
+  return `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+}
+
+export class OriginRuntime implements Routable {
+  readonly key: string;
+  readonly manifest: OriginManifest;
+  readonly listen: { readonly port: number; readonly address: string };
+  readonly hosts?: readonly string[];
+  readonly pool: Pool;
+  readonly outlier: OutlierDetector;
+  readonly errorOptions: Omit<ErrorResponseOptions, 'requestId'>;
+  readonly responseTimeoutMs: number;
+  readonly hostOverride: string | undefined;
+  readonly cdnId: string;
+  readonly health: OriginHealth;
+  readonly metrics: OriginMetrics;
+  /** Canonical spec text: a reload that does not change it keeps this runtime. */
+  readonly fingerprint: string;
+
+  constructor(manifest: OriginManifest, deps: RuntimeDeps) {
+    const spec = manifest.spec;
+    this.key = originKey(manifest);
+    this.manifest = manifest;
+    this.listen = spec.listen;
+    if (spec.hosts !== undefined) this.hosts = spec.hosts;
+    this.fingerprint = JSON.stringify(spec);
+    this.health = deps.health;
+    this.health.generation = manifest.metadata.generation;
+    this.metrics = new OriginMetrics(deps.metrics, this.key);
+    this.hostOverride = spec.upstream.hostHeader;
+    // Loop detection must recognise every sidecar of this Origin, and only those.
+    this.cdnId = `originguard-${createHash('sha256').update(this.key).digest('hex').slice(0, 12)}`;
+    this.responseTimeoutMs = parseDuration(spec.timeouts.response);
+    this.errorOptions = {
+      profile: spec.errorResponse.statusProfile,
+      retryAfterSeconds: Math.ceil(parseDuration(spec.errorResponse.retryAfter) / 1000),
+      showDetails: spec.errorResponse.showDetails,
+      proxyName: 'originguard',
+    };
+    this.outlier = new OutlierDetector({
+      consecutiveFailures: spec.outlierDetection.consecutiveFailures,
+      baseEjectionMs: parseDuration(spec.outlierDetection.baseEjectionTime),
+      maxEjectionMs: parseDuration(spec.outlierDetection.maxEjectionTime),
+    });
+    const readFile = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+    const primaryTls = tlsOf(spec.upstream.tls, readFile);
+    const targets: ConnectTarget[] = [
+      {
+        host: spec.upstream.host,
+        port: spec.upstream.port,
+        extraAddresses: spec.upstream.addresses ?? [],
+        ...(primaryTls === undefined ? {} : { tls: primaryTls }),
+      },
+      ...(spec.upstream.backups ?? []).map((b) => {
+        const t = tlsOf(b.tls, readFile);
+        return { host: b.host, port: b.port, extraAddresses: [], ...(t === undefined ? {} : { tls: t }) };
+      }),
+    ];
+    const idleMs = parseDuration(spec.timeouts.idle);
+    // The pool's URL is nominal: the connector decides where connections go.
+    this.pool = new Pool('http://upstream.originguard.invalid', {
+      connect: undiciConnector({
+        targets,
+        attemptsPerAddress: spec.upstream.connectAttempts,
+        connectTimeoutMs: parseDuration(spec.timeouts.connect),
+        resolver: deps.resolver,
+        onConnected: (ms) => this.metrics.connectDuration.observe(ms / 1000),
+      }),
+      keepAliveTimeout: idleMs,
+      keepAliveMaxTimeout: idleMs,
+      headersTimeout: 0,
+      bodyTimeout: this.responseTimeoutMs,
+      pipelining: 1,
+    });
+  }
+
+  /** Stops taking requests; resolves once those in flight are done. */
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}

@@ -1,0 +1,86 @@
+// Outlier ejection for one origin, like Envoy's consecutive local-origin
+// failures: after N connection failures in a row the origin is ejected, and
+// requests are answered 531 at once for base × ejections (capped), while one
+// trial request at a time probes it. Only connection failures count: an origin
+// that accepts connections but answers slowly is reachable.
+
+export interface OutlierConfig {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+}
+
+export type Admission =
+  | { readonly kind: 'pass' }
+  | { readonly kind: 'trial' }
+  | { readonly kind: 'reject'; readonly retryInMs: number };
+
+export class OutlierDetector {
+  readonly #config: OutlierConfig;
+  readonly #now: () => number;
+  #failures = 0;
+  #ejections = 0;
+  #ejectedUntil = 0;
+  #trialInFlight = false;
+
+  constructor(config: OutlierConfig, now: () => number = performance.now.bind(performance)) {
+    this.#config = config;
+    this.#now = now;
+  }
+
+  get ejected(): boolean {
+    return this.#ejections > 0;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#failures;
+  }
+
+  /** Decides whether a request may try the origin now. A 'trial' must be reported back. */
+  admit(): Admission {
+    if (this.#ejections === 0) return PASS;
+    const now = this.#now();
+    if (now < this.#ejectedUntil || this.#trialInFlight) {
+      return { kind: 'reject', retryInMs: Math.max(0, this.#ejectedUntil - now) };
+    }
+    this.#trialInFlight = true;
+    return TRIAL;
+  }
+
+  /** A connection was established (or a kept-alive one used): the origin is reachable. */
+  onSuccess(): void {
+    this.#failures = 0;
+    this.#ejections = 0;
+    this.#trialInFlight = false;
+  }
+
+  /**
+   * A connection could not be established. `trial` says whether this request was
+   * admitted as the probe. Returns true when the origin is (re-)ejected now.
+   */
+  onConnectFailure(trial: boolean): boolean {
+    this.#failures++;
+    if (this.#ejections > 0) {
+      // Requests admitted before the ejection fail too; only a failed probe extends it.
+      if (!trial) return false;
+      this.#trialInFlight = false;
+      return this.#eject();
+    }
+    return this.#failures >= this.#config.consecutiveFailures ? this.#eject() : false;
+  }
+
+  #eject(): boolean {
+    this.#ejections++;
+    const interval = Math.min(this.#config.baseEjectionMs * this.#ejections, this.#config.maxEjectionMs);
+    this.#ejectedUntil = this.#now() + interval;
+    return true;
+  }
+
+  /** A trial ended without telling anything about the origin (client gone): let another probe. */
+  onTrialAbandoned(): void {
+    this.#trialInFlight = false;
+  }
+}
+
+const PASS: Admission = { kind: 'pass' };
+const TRIAL: Admission = { kind: 'trial' };

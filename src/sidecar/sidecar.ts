@@ -1,0 +1,180 @@
+// The sidecar: turns a set of Origins into runtimes, routes and listeners, and
+// applies a new set without dropping requests in flight. Used standalone (from a
+// config file) and in a pod (from the Origins that select it).
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { OriginManifest } from '../api/origin.ts';
+import { type HealthSnapshot, OriginHealth } from './health.ts';
+import { type ClientLimits, Listener } from './listener.ts';
+import type { SidecarMetrics } from './metrics.ts';
+import { OriginRuntime, originKey } from './origin-runtime.ts';
+import type { Resolver } from './resolver.ts';
+import { buildRoutes } from './router.ts';
+
+export interface SidecarOptions {
+  readonly logger: Logger;
+  readonly metrics: SidecarMetrics;
+  readonly resolver: Resolver;
+  readonly limits: ClientLimits;
+  readonly maxBodyBytes: number;
+}
+
+export interface ApplyResult {
+  readonly applied: string[];
+  readonly errors: string[];
+}
+
+export class Sidecar {
+  readonly #opts: SidecarOptions;
+  readonly #runtimes = new Map<string, OriginRuntime>();
+  readonly #health = new Map<string, OriginHealth>();
+  readonly #listeners = new Map<number, Listener>();
+  readonly #bootId = randomBytes(4).toString('hex');
+  #counter = 0;
+  #ready = false;
+  #draining = false;
+
+  constructor(opts: SidecarOptions) {
+    this.#opts = opts;
+  }
+
+  get ready(): boolean {
+    return this.#ready && !this.#draining;
+  }
+
+  /** Health of every origin, for /status and reports. */
+  health(): HealthSnapshot[] {
+    return [...this.#runtimes.values()].map((r) => r.health.snapshot());
+  }
+
+  healthOf(key: string): OriginHealth | undefined {
+    return this.#health.get(key);
+  }
+
+  #healthFor(key: string): OriginHealth {
+    let h = this.#health.get(key);
+    if (h === undefined) {
+      h = new OriginHealth(key);
+      h.on('change', (s) => this.#opts.metrics.reachable.labels(key).set(s.state === 'Reachable' ? 1 : 0));
+      this.#health.set(key, h);
+    }
+    return h;
+  }
+
+  /**
+   * Makes the given Origins the served set. Conflicting routes refuse the whole
+   * set (the previous one stays); a port that cannot be bound is reported and
+   * its Origins are not served, the others are.
+   */
+  async apply(origins: readonly OriginManifest[]): Promise<ApplyResult> {
+    const next = new Map<string, OriginRuntime>();
+    const created: OriginRuntime[] = [];
+    try {
+      for (const o of origins) {
+        const key = originKey(o);
+        const current = this.#runtimes.get(key);
+        if (current !== undefined && current.fingerprint === JSON.stringify(o.spec)) {
+          current.health.generation = o.metadata.generation;
+          next.set(key, current);
+          continue;
+        }
+        const rt = new OriginRuntime(o, {
+          resolver: this.#opts.resolver,
+          metrics: this.#opts.metrics,
+          health: this.#healthFor(key),
+        });
+        created.push(rt);
+        next.set(key, rt);
+      }
+    } catch (err) {
+      await Promise.all(created.map((r) => r.destroy()));
+      return { applied: [], errors: [`cannot build origin: ${(err as Error).message}`] };
+    }
+    const { table, errors } = buildRoutes([...next.values()]);
+    if (errors.length > 0) {
+      await Promise.all(created.map((r) => r.destroy()));
+      return { applied: [], errors };
+    }
+
+    const bindErrors: string[] = [];
+    for (const [port, routes] of table) {
+      const first = [...routes.exact.values(), ...routes.wildcards.map(([, o]) => o), routes.fallback].find(
+        (o) => o !== undefined,
+      );
+      const address = first?.listen.address ?? '0.0.0.0';
+      let listener = this.#listeners.get(port);
+      if (listener !== undefined && listener.address !== address) {
+        void this.#retire(listener);
+        this.#listeners.delete(port);
+        listener = undefined;
+      }
+      if (listener === undefined) {
+        listener = this.#newListener(port, address);
+        try {
+          await listener.start();
+        } catch (err) {
+          bindErrors.push(`spec.listen: cannot listen on ${address}:${port}: ${(err as Error).message}`);
+          continue;
+        }
+        this.#listeners.set(port, listener);
+      }
+      listener.routes = routes;
+    }
+    for (const [port, listener] of this.#listeners) {
+      if (!table.has(port)) {
+        this.#listeners.delete(port);
+        void this.#retire(listener);
+      }
+    }
+    const old = [...this.#runtimes.values()].filter((r) => next.get(r.key) !== r);
+    this.#runtimes.clear();
+    for (const [k, v] of next) this.#runtimes.set(k, v);
+    // Requests in flight hold their runtime; close() lets them finish.
+    for (const r of old) {
+      r.close().catch((err: unknown) =>
+        this.#opts.logger.warn({ err, origin: r.key }, 'closing old upstream pool'),
+      );
+    }
+    this.#ready = bindErrors.length === 0 || this.#listeners.size > 0;
+    return { applied: [...next.keys()], errors: bindErrors };
+  }
+
+  #newListener(port: number, address: string): Listener {
+    const log = this.#opts.logger;
+    const clientErrors = this.#opts.metrics.clientErrors;
+    return new Listener(port, address, this.#opts.limits, {
+      maxBodyBytes: this.#opts.maxBodyBytes,
+      via: '1.1 originguard',
+      logFailure: (entry, msg) => log.warn(entry, msg),
+      clientError: (reason) => clientErrors.labels(reason).inc(),
+      nextRequestId: () => `${this.#bootId}-${(++this.#counter).toString(36)}`,
+    });
+  }
+
+  async #retire(listener: Listener): Promise<void> {
+    try {
+      await listener.close();
+    } catch (err) {
+      this.#opts.logger.warn({ err, port: listener.port }, 'closing listener');
+    }
+  }
+
+  /** Stops accepting, lets requests in flight finish within graceMs, then closes everything. */
+  async drain(graceMs: number): Promise<boolean> {
+    this.#draining = true;
+    const listeners = [...this.#listeners.values()];
+    const closing = Promise.all(listeners.map((l) => l.close()));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      closing.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) for (const l of listeners) l.forceClose();
+    await Promise.allSettled([...this.#runtimes.values()].map((r) => (timedOut ? r.destroy() : r.close())));
+    this.#listeners.clear();
+    return !timedOut;
+  }
+}
