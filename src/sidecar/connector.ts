@@ -130,27 +130,37 @@ function attemptOf(
   };
 }
 
+/** The addresses to try for one target: its resolved ones, then its extra ones. DNS failures become attempts. */
+async function addressesOf(
+  target: ConnectTarget,
+  index: number,
+  options: ConnectorOptions,
+  attempts: Attempt[],
+): Promise<ResolvedAddress[]> {
+  const addresses: ResolvedAddress[] = [];
+  const started = performance.now();
+  try {
+    addresses.push(...(await options.resolver.resolve(target.host, options.connectTimeoutMs)));
+  } catch (err) {
+    const e =
+      err instanceof DnsError
+        ? err
+        : Object.assign(err as Error, { code: (err as RawError).code ?? 'EBADRESP' });
+    attempts.push(attemptOf(e, 'dns', target.host, target.port, index, started));
+  }
+  for (const extra of target.extraAddresses) {
+    if (!addresses.some((a) => a.address === extra))
+      addresses.push({ address: extra, family: net.isIPv6(extra) ? 6 : 4 });
+  }
+  return addresses;
+}
+
 /** Tries every address of every target in order; resolves with the first socket or the classified failure. */
 export async function connectUpstream(options: ConnectorOptions): Promise<UpstreamSocket> {
   const started = performance.now();
   const attempts: Attempt[] = [];
   for (const [index, target] of options.targets.entries()) {
-    const addresses: ResolvedAddress[] = [];
-    const dnsStarted = performance.now();
-    try {
-      addresses.push(...(await options.resolver.resolve(target.host, options.connectTimeoutMs)));
-    } catch (err) {
-      const e =
-        err instanceof DnsError
-          ? err
-          : Object.assign(err as Error, { code: (err as RawError).code ?? 'EBADRESP' });
-      attempts.push(attemptOf(e, 'dns', target.host, target.port, index, dnsStarted));
-    }
-    for (const extra of target.extraAddresses) {
-      if (!addresses.some((a) => a.address === extra))
-        addresses.push({ address: extra, family: net.isIPv6(extra) ? 6 : 4 });
-    }
-    for (const address of addresses) {
+    for (const address of await addressesOf(target, index, options, attempts)) {
       for (let i = 0; i < options.attemptsPerAddress; i++) {
         const attemptStarted = performance.now();
         try {

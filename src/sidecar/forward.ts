@@ -97,6 +97,65 @@ function limitBody(req: IncomingMessage, max: number): Transform {
   return counter;
 }
 
+/** Refuses what a reverse proxy must not forward. Returns true if the request was answered. */
+function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url: string): boolean {
+  if (req.method === 'CONNECT') {
+    env.clientError('connect_method');
+    sendPlain(res, 405, 'Method Not Allowed: originguard is a reverse proxy, not a forward proxy', {
+      allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+    });
+    return true;
+  }
+  if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
+    env.clientError('absolute_form');
+    sendPlain(
+      res,
+      400,
+      'Bad Request: absolute-form request targets are refused: originguard only forwards to its declared origin',
+    );
+    return true;
+  }
+  if (req.headers.upgrade !== undefined) {
+    env.clientError('upgrade');
+    sendPlain(
+      res,
+      501,
+      `Not Implemented: protocol upgrade to "${String(req.headers.upgrade).slice(0, 32)}" is not supported`,
+    );
+    return true;
+  }
+  if (Number(req.headers['content-length'] ?? 0) > env.maxBodyBytes) {
+    env.clientError('body_too_large');
+    sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
+      connection: 'close',
+    });
+    return true;
+  }
+  return false;
+}
+
+/** Answers at once while the origin is ejected, explaining with the failure that ejected it. */
+function failFast(
+  req: IncomingMessage,
+  res: ServerResponse,
+  runtime: OriginRuntime,
+  requestId: string,
+): void {
+  const underlying = runtime.health.lastConnectFailure;
+  const failure: Failure = {
+    cause: 'destination_unavailable',
+    phase: 'connect',
+    code: 'OG_EJECTED',
+    attempts: [],
+    elapsedMs: 0,
+    ...(underlying === undefined ? {} : { underlying }),
+  };
+  const status = sendFailure(res, req, runtime, failure, requestId);
+  runtime.health.onFailure(failure, status, true);
+  runtime.metrics.answered(status);
+  runtime.metrics.failed(underlying?.cause ?? failure.cause, 'connect');
+}
+
 /** Proxies one request. Never throws: every outcome is an answer to the client. */
 export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): void {
   const started = performance.now();
@@ -110,39 +169,7 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
     return;
   }
   const url = req.url ?? '/';
-  if (req.method === 'CONNECT') {
-    env.clientError('connect_method');
-    sendPlain(res, 405, 'Method Not Allowed: originguard is a reverse proxy, not a forward proxy', {
-      allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
-    });
-    return;
-  }
-  if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
-    env.clientError('absolute_form');
-    sendPlain(
-      res,
-      400,
-      'Bad Request: absolute-form request targets are refused: originguard only forwards to its declared origin',
-    );
-    return;
-  }
-  if (req.headers.upgrade !== undefined) {
-    env.clientError('upgrade');
-    sendPlain(
-      res,
-      501,
-      `Not Implemented: protocol upgrade to "${String(req.headers.upgrade).slice(0, 32)}" is not supported`,
-    );
-    return;
-  }
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > env.maxBodyBytes) {
-    env.clientError('body_too_large');
-    sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
-      connection: 'close',
-    });
-    return;
-  }
+  if (refuse(env, req, res, url)) return;
 
   runtime.health.onRequest();
   const fwd = forwardRequestHeaders(req.rawHeaders, {
@@ -172,23 +199,12 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
 
   const admission = runtime.outlier.admit();
   if (admission.kind === 'reject') {
-    const underlying = runtime.health.lastConnectFailure;
-    const failure: Failure = {
-      cause: 'destination_unavailable',
-      phase: 'connect',
-      code: 'OG_EJECTED',
-      attempts: [],
-      elapsedMs: 0,
-      ...(underlying === undefined ? {} : { underlying }),
-    };
-    const status = sendFailure(res, req, runtime, failure, requestId);
-    runtime.health.onFailure(failure, status, true);
-    runtime.metrics.answered(status);
-    runtime.metrics.failed(underlying?.cause ?? failure.cause, 'connect');
+    failFast(req, res, runtime, requestId);
     return;
   }
 
-  const hasBody = req.headers['transfer-encoding'] !== undefined || declared > 0;
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
   const body = hasBody
     ? req.headers['content-length'] === undefined
       ? limitBody(req, env.maxBodyBytes)

@@ -42,20 +42,25 @@ export interface ForwardHeaders {
   readonly host: string | undefined;
 }
 
-/** Headers for the upstream request, from the client's raw headers (Node's rawHeaders layout). */
-export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardContext): ForwardHeaders {
+/** The proxy-relevant fields of a request, with everything else kept in order. */
+interface Collected {
+  readonly rest: string[];
+  host?: string;
+  xff?: string;
+  xfp?: string;
+  xfh?: string;
+  via?: string;
+  cdnLoop?: string;
+}
+
+const join = (a: string | undefined, b: string): string => (a === undefined ? b : `${a}, ${b}`);
+
+function collect(raw: readonly string[]): Collected {
   const connection: string[] = [];
   for (let i = 0; i < raw.length; i += 2)
     if ((raw[i] as string).toLowerCase() === 'connection') connection.push(raw[i + 1] as string);
   const listed = connectionTokens(connection);
-
-  const out: string[] = [];
-  let host: string | undefined;
-  let xff: string | undefined;
-  let xfp: string | undefined;
-  let xfh: string | undefined;
-  let via: string | undefined;
-  let cdnLoop: string | undefined;
+  const c: Collected = { rest: [] };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -63,36 +68,47 @@ export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardContex
     if (HOP_BY_HOP.has(lower) || listed.has(lower)) continue;
     switch (lower) {
       case 'host':
-        host ??= value;
-        continue;
+        c.host ??= value;
+        break;
       case 'x-forwarded-for':
-        xff = xff === undefined ? value : `${xff}, ${value}`;
-        continue;
+        c.xff = join(c.xff, value);
+        break;
       case 'x-forwarded-proto':
-        xfp ??= value;
-        continue;
+        c.xfp ??= value;
+        break;
       case 'x-forwarded-host':
-        xfh ??= value;
-        continue;
+        c.xfh ??= value;
+        break;
       case 'via':
-        via = via === undefined ? value : `${via}, ${value}`;
-        continue;
+        c.via = join(c.via, value);
+        break;
       case 'cdn-loop':
-        cdnLoop = cdnLoop === undefined ? value : `${cdnLoop}, ${value}`;
-        continue;
+        c.cdnLoop = join(c.cdnLoop, value);
+        break;
       default:
-        out.push(name, value);
+        c.rest.push(name, value);
     }
   }
-  const loop = cdnLoop !== undefined && cdnLoopContains(cdnLoop, ctx.cdnId);
-  const upstreamHost = ctx.hostOverride ?? host;
+  return c;
+}
+
+/** Headers for the upstream request, from the client's raw headers (Node's rawHeaders layout). */
+export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardContext): ForwardHeaders {
+  const c = collect(raw);
+  const out = c.rest;
+  const upstreamHost = ctx.hostOverride ?? c.host;
   if (upstreamHost !== undefined) out.push('host', upstreamHost);
-  out.push('x-forwarded-for', xff === undefined ? ctx.clientAddress : `${xff}, ${ctx.clientAddress}`);
-  out.push('x-forwarded-proto', xfp ?? ctx.proto);
-  if (xfh !== undefined || host !== undefined) out.push('x-forwarded-host', (xfh ?? host) as string);
-  out.push('via', via === undefined ? ctx.via : `${via}, ${ctx.via}`);
-  out.push('cdn-loop', cdnLoop === undefined ? ctx.cdnId : `${cdnLoop}, ${ctx.cdnId}`);
-  return { headers: out, loop, host };
+  out.push('x-forwarded-for', join(c.xff, ctx.clientAddress));
+  out.push('x-forwarded-proto', c.xfp ?? ctx.proto);
+  const xfh = c.xfh ?? c.host;
+  if (xfh !== undefined) out.push('x-forwarded-host', xfh);
+  out.push('via', join(c.via, ctx.via));
+  out.push('cdn-loop', join(c.cdnLoop, ctx.cdnId));
+  return {
+    headers: out,
+    loop: c.cdnLoop !== undefined && cdnLoopContains(c.cdnLoop, ctx.cdnId),
+    host: c.host,
+  };
 }
 
 /** True if a CDN-Loop field value (a list of cdn-id with parameters) names this id. */

@@ -132,12 +132,14 @@ export class Resolver {
     ]);
     const addresses: ResolvedAddress[] = [];
     let ttl = Number.POSITIVE_INFINITY;
-    if (v4.status === 'fulfilled')
-      for (const r of v4.value)
-        addresses.push({ address: r.address, family: 4 }), (ttl = Math.min(ttl, r.ttl));
-    if (v6.status === 'fulfilled')
-      for (const r of v6.value)
-        addresses.push({ address: r.address, family: 6 }), (ttl = Math.min(ttl, r.ttl));
+    const take = (records: readonly { address: string; ttl: number }[], family: 4 | 6) => {
+      for (const r of records) {
+        addresses.push({ address: r.address, family });
+        ttl = Math.min(ttl, r.ttl);
+      }
+    };
+    if (v4.status === 'fulfilled') take(v4.value, 4);
+    if (v6.status === 'fulfilled') take(v6.value, 6);
     if (addresses.length > 0) {
       const ttlMs = Math.min(Number.isFinite(ttl) ? ttl * 1000 : 0, this.#maxTtlMs);
       if (ttlMs > 0) this.#cache.set(name, { addresses, expiresAt: Date.now() + ttlMs });

@@ -35,15 +35,44 @@ export function normalizeHost(host: string | undefined): string | undefined {
   return /^[a-z0-9]([a-z0-9-_.]*[a-z0-9])?$/.test(h) ? h : undefined;
 }
 
+interface PortBuild<T extends Routable> {
+  exact: Map<string, T>;
+  wildcards: [string, T][];
+  fallback?: T;
+  address: string;
+  owner: string;
+}
+
+function addHosts<T extends Routable>(port: PortBuild<T>, o: T, errors: string[]): void {
+  const hosts = o.hosts ?? [];
+  if (hosts.length === 0) {
+    if (port.fallback === undefined) port.fallback = o;
+    else {
+      errors.push(
+        `${o.key}: spec.hosts: port ${o.listen.port} already has an Origin without hosts (${port.fallback.key}); set hosts on one of them`,
+      );
+    }
+    return;
+  }
+  for (const host of hosts) {
+    const isWildcard = host.startsWith('*.');
+    const key = isWildcard ? host.slice(1) : host;
+    const existing = isWildcard ? port.wildcards.find(([s]) => s === key)?.[1] : port.exact.get(key);
+    if (existing !== undefined) {
+      errors.push(
+        `${o.key}: spec.hosts: ${host} on port ${o.listen.port} is already served by ${existing.key}`,
+      );
+    } else if (isWildcard) port.wildcards.push([key, o]);
+    else port.exact.set(key, o);
+  }
+}
+
 /** Builds the table; returns conflicts (two Origins claiming one host or one port's default) as messages. */
 export function buildRoutes<T extends Routable>(
   origins: readonly T[],
 ): { table: RouteTable<T>; errors: string[] } {
   const errors: string[] = [];
-  const byPort = new Map<
-    number,
-    { exact: Map<string, T>; wildcards: [string, T][]; fallback?: T; address: string; owner: string }
-  >();
+  const byPort = new Map<number, PortBuild<T>>();
   for (const o of origins) {
     let port = byPort.get(o.listen.port);
     if (port === undefined) {
@@ -54,26 +83,7 @@ export function buildRoutes<T extends Routable>(
         `${o.key}: spec.listen.address: port ${o.listen.port} is bound to ${port.address} by ${port.owner}; Origins sharing a port must use the same address`,
       );
     }
-    const hosts = o.hosts ?? [];
-    if (hosts.length === 0) {
-      if (port.fallback !== undefined) {
-        errors.push(
-          `${o.key}: spec.hosts: port ${o.listen.port} already has an Origin without hosts (${port.fallback.key}); set hosts on one of them`,
-        );
-      } else port.fallback = o;
-      continue;
-    }
-    for (const host of hosts) {
-      const isWildcard = host.startsWith('*.');
-      const key = isWildcard ? host.slice(1) : host;
-      const existing = isWildcard ? port.wildcards.find(([s]) => s === key)?.[1] : port.exact.get(key);
-      if (existing !== undefined) {
-        errors.push(
-          `${o.key}: spec.hosts: ${host} on port ${o.listen.port} is already served by ${existing.key}`,
-        );
-      } else if (isWildcard) port.wildcards.push([key, o]);
-      else port.exact.set(key, o);
-    }
+    addHosts(port, o, errors);
   }
   const table = new Map<number, PortRoutes<T>>();
   for (const [portNumber, p] of byPort) {

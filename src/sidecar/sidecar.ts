@@ -9,7 +9,7 @@ import { type ClientLimits, Listener } from './listener.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { OriginRuntime, originKey } from './origin-runtime.ts';
 import type { Resolver } from './resolver.ts';
-import { buildRoutes } from './router.ts';
+import { buildRoutes, type RouteTable } from './router.ts';
 
 export interface SidecarOptions {
   readonly logger: Logger;
@@ -67,6 +67,32 @@ export class Sidecar {
    * its Origins are not served, the others are.
    */
   async apply(origins: readonly OriginManifest[]): Promise<ApplyResult> {
+    const built = this.#buildRuntimes(origins);
+    if ('error' in built) return { applied: [], errors: [built.error] };
+    const { next, created } = built;
+    const { table, errors } = buildRoutes([...next.values()]);
+    if (errors.length > 0) {
+      await Promise.all(created.map((r) => r.destroy()));
+      return { applied: [], errors };
+    }
+    const bindErrors = await this.#bindListeners(table);
+    const old = [...this.#runtimes.values()].filter((r) => next.get(r.key) !== r);
+    this.#runtimes.clear();
+    for (const [k, v] of next) this.#runtimes.set(k, v);
+    // Requests in flight hold their runtime; close() lets them finish.
+    for (const r of old) {
+      r.close().catch((err: unknown) =>
+        this.#opts.logger.warn({ err, origin: r.key }, 'closing old upstream pool'),
+      );
+    }
+    this.#ready = bindErrors.length === 0 || this.#listeners.size > 0;
+    return { applied: [...next.keys()], errors: bindErrors };
+  }
+
+  /** Keeps the runtime of every Origin whose spec did not change (its pool and ejection state with it). */
+  #buildRuntimes(
+    origins: readonly OriginManifest[],
+  ): { next: Map<string, OriginRuntime>; created: OriginRuntime[] } | { error: string } {
     const next = new Map<string, OriginRuntime>();
     const created: OriginRuntime[] = [];
     try {
@@ -87,15 +113,14 @@ export class Sidecar {
         next.set(key, rt);
       }
     } catch (err) {
-      await Promise.all(created.map((r) => r.destroy()));
-      return { applied: [], errors: [`cannot build origin: ${(err as Error).message}`] };
+      for (const r of created) void r.destroy();
+      return { error: `cannot build origin: ${(err as Error).message}` };
     }
-    const { table, errors } = buildRoutes([...next.values()]);
-    if (errors.length > 0) {
-      await Promise.all(created.map((r) => r.destroy()));
-      return { applied: [], errors };
-    }
+    return { next, created };
+  }
 
+  /** Opens listeners for new ports, moves changed ones, retires unused ones, and swaps each port's routes. */
+  async #bindListeners(table: RouteTable<OriginRuntime>): Promise<string[]> {
     const bindErrors: string[] = [];
     for (const [port, routes] of table) {
       const first = [...routes.exact.values(), ...routes.wildcards.map(([, o]) => o), routes.fallback].find(
@@ -126,17 +151,7 @@ export class Sidecar {
         void this.#retire(listener);
       }
     }
-    const old = [...this.#runtimes.values()].filter((r) => next.get(r.key) !== r);
-    this.#runtimes.clear();
-    for (const [k, v] of next) this.#runtimes.set(k, v);
-    // Requests in flight hold their runtime; close() lets them finish.
-    for (const r of old) {
-      r.close().catch((err: unknown) =>
-        this.#opts.logger.warn({ err, origin: r.key }, 'closing old upstream pool'),
-      );
-    }
-    this.#ready = bindErrors.length === 0 || this.#listeners.size > 0;
-    return { applied: [...next.keys()], errors: bindErrors };
+    return bindErrors;
   }
 
   #newListener(port: number, address: string): Listener {
