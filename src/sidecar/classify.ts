@@ -47,7 +47,7 @@ export type RawError = Error & {
   syscall?: string;
 };
 
-const DNS_RCODES: Record<string, { cause: Cause; rcode?: string }> = {
+const DNS_RCODES = new Map<string, { cause: Cause; rcode?: string }>(Object.entries({
   ENOTFOUND: { cause: 'dns_error', rcode: 'NXDOMAIN' },
   ENODATA: { cause: 'dns_error', rcode: 'NOERROR' },
   ESERVFAIL: { cause: 'dns_error', rcode: 'SERVFAIL' },
@@ -59,9 +59,9 @@ const DNS_RCODES: Record<string, { cause: Cause; rcode?: string }> = {
   ECONNREFUSED: { cause: 'dns_error' },
   ETIMEOUT: { cause: 'dns_timeout' },
   ETIMEDOUT: { cause: 'dns_timeout' },
-};
+} satisfies Record<string, { cause: Cause; rcode?: string }>));
 
-const CONNECT_CODES: Record<string, Cause> = {
+const CONNECT_CODES = new Map<string, Cause>(Object.entries({
   ECONNREFUSED: 'connection_refused',
   ETIMEDOUT: 'connection_timeout',
   UND_ERR_CONNECT_TIMEOUT: 'connection_timeout',
@@ -76,7 +76,7 @@ const CONNECT_CODES: Record<string, Cause> = {
   ECONNRESET: 'connection_terminated',
   EPIPE: 'connection_terminated',
   ECONNABORTED: 'connection_terminated',
-};
+} satisfies Record<string, Cause>));
 
 const CERT_CODES = new Set([
   'CERT_HAS_EXPIRED',
@@ -110,7 +110,7 @@ function tlsCause(code: string, message: string): { cause: Cause; alertId?: numb
   const alert = /alert number (\d+)/i.exec(message);
   if (alert) return { cause: 'tls_alert_received', alertId: Number(alert[1]) };
   if (
-    CONNECT_CODES[code] === 'connection_terminated' ||
+    CONNECT_CODES.get(code) === 'connection_terminated' ||
     /socket disconnected before secure TLS/i.test(message)
   ) {
     return { cause: 'connection_terminated' };
@@ -129,13 +129,13 @@ export function classifyError(
   const base = errno === undefined ? { code } : { code, errno };
   switch (phase) {
     case 'dns': {
-      const dns = DNS_RCODES[code] ?? { cause: 'dns_error' as const };
+      const dns = DNS_RCODES.get(code) ?? { cause: 'dns_error' as const };
       return dns.rcode === undefined
         ? { ...base, cause: dns.cause }
         : { ...base, cause: dns.cause, rcode: dns.rcode };
     }
     case 'connect':
-      return { ...base, cause: CONNECT_CODES[code] ?? 'connection_terminated' };
+      return { ...base, cause: CONNECT_CODES.get(code) ?? 'connection_terminated' };
     case 'tls':
       return { ...base, ...tlsCause(code, err.message) };
     case 'request':

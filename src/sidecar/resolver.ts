@@ -38,7 +38,7 @@ export interface ResolverOptions {
   readonly maxTtlSeconds?: number;
 }
 
-const RANK: Record<string, number> = { ENODATA: 1, ENOTFOUND: 2, EREFUSED: 3, ESERVFAIL: 4, ETIMEOUT: 5 };
+const RANK = new Map<string, number>(Object.entries({ ENODATA: 1, ENOTFOUND: 2, EREFUSED: 3, ESERVFAIL: 4, ETIMEOUT: 5 }));
 
 function readResolvConf(): { search: string[]; ndots: number } {
   try {
@@ -118,7 +118,7 @@ export class Resolver {
       } catch (err) {
         const e = err as DnsError;
         // Like libc: keep searching past "no such name"; report the most telling error.
-        if (worst === undefined || (RANK[e.code] ?? 0) > (RANK[worst.code] ?? 0)) worst = e;
+        if (worst === undefined || (RANK.get(e.code) ?? 0) > (RANK.get(worst.code) ?? 0)) worst = e;
         if (e.code !== 'ENOTFOUND' && e.code !== 'ENODATA') break;
       }
     }
@@ -149,7 +149,7 @@ export class Resolver {
     const e4 = (v4 as PromiseRejectedResult).reason as { code?: string };
     const e6 = (v6 as PromiseRejectedResult).reason as { code?: string };
     const code =
-      (RANK[e6.code ?? ''] ?? 0) > (RANK[e4.code ?? ''] ?? 0)
+      (RANK.get(e6.code ?? '') ?? 0) > (RANK.get(e4.code ?? '') ?? 0)
         ? (e6.code ?? 'EBADRESP')
         : (e4.code ?? 'EBADRESP');
     throw new DnsError(code, name, `${name}: ${code}`);
