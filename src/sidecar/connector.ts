@@ -130,6 +130,15 @@ function attemptOf(
   };
 }
 
+/** c-ares rounds its timeouts up and retries; the connect timeout is exact, DNS included. */
+function withDeadline<T>(work: Promise<T>, ms: number, host: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DnsError('ETIMEOUT', host, `${host}: no DNS answer within ${ms}ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** The addresses to try for one target: its resolved ones, then its extra ones. DNS failures become attempts. */
 async function addressesOf(
   target: ConnectTarget,
@@ -140,7 +149,7 @@ async function addressesOf(
   const addresses: ResolvedAddress[] = [];
   const started = performance.now();
   try {
-    addresses.push(...(await options.resolver.resolve(target.host, options.connectTimeoutMs)));
+    addresses.push(...(await withDeadline(options.resolver.resolve(target.host, options.connectTimeoutMs), options.connectTimeoutMs, target.host)));
   } catch (err) {
     const e =
       err instanceof DnsError
