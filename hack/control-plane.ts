@@ -96,7 +96,7 @@ export async function findBinaries(onBuild?: (message: string) => void): Promise
   if (!cached) {
     onBuild?.(
       'building kube-apiserver, kube-controller-manager, etcd, kubectl and helm from their Go modules ' +
-        '(first run only: about 15-30 minutes on 2 cores; later runs reuse the cache)',
+        '(first run only: about 15 minutes on 2 cores, and ~5 GB of Go module and build caches; later runs reuse the cache)',
     );
   }
   const r = await run('bash', [script], { inheritStderr: onBuild !== undefined });
@@ -130,8 +130,25 @@ export async function findBinaries(onBuild?: (message: string) => void): Promise
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const log = options.log ?? (() => {});
   const binaries = options.binaries ?? (await findBinaries(log));
-  const timeoutMs = options.startTimeoutMs ?? 90_000;
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + (options.startTimeoutMs ?? 90_000);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binaries, deadline, log);
+    } catch (error) {
+      // Free ports are picked before the processes bind them; another process
+      // can take one in between. Start again on fresh ports.
+      const portTaken = error instanceof ControlPlaneError && /address already in use/.test(error.message);
+      if (!portTaken || attempt >= 3 || Date.now() > deadline) throw error;
+      log(`a port was taken meanwhile; starting again (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+async function startOnce(
+  binaries: Binaries,
+  deadline: number,
+  log: (message: string) => void,
+): Promise<ControlPlane> {
   const dir = await mkdtemp(join(tmpdir(), 'originguard-cp-'));
   const started: Started[] = [];
   const watchdog = startWatchdog(dir);

@@ -69,7 +69,7 @@ start_all=$(date +%s)
 build_kubernetes() {
   local dir="$WORK/kubernetes-$K8S_VERSION" minor major staging
   [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" && -x "$OUT/kubectl" ]] && return 0
-  log "building kube-apiserver, kube-controller-manager and kubectl $K8S_VERSION from k8s.io/kubernetes (first run only: 10-30 minutes on 2 cores)"
+  log "building kube-apiserver, kube-controller-manager and kubectl $K8S_VERSION from k8s.io/kubernetes (first run only: about 12 minutes on 2 cores)"
   mkdir -p "$dir"
   major="${K8S_VERSION#v}"; major="${major%%.*}"
   minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"

@@ -33,6 +33,19 @@ export function kubectlBinary(): string {
   return inject('kubectl');
 }
 
+/**
+ * Fails the calling test, saying why, when the control plane runs without
+ * kube-controller-manager (e.g. envtest binaries from KUBEBUILDER_ASSETS).
+ */
+export function requireControllerManager(): void {
+  if (!inject('controllerManager')) {
+    throw new Error(
+      'this test needs kube-controller-manager, which the binaries in use lack: ' +
+        'unset KUBEBUILDER_ASSETS to build it, or set TEST_ASSET_KUBE_CONTROLLER_MANAGER',
+    );
+  }
+}
+
 /** Runs kubectl against the test control plane. Never throws on a non-zero exit: check `code`. */
 export function kubectl(args: readonly string[], opts: KubectlOptions = {}): Promise<KubectlResult> {
   const full = [...args];
