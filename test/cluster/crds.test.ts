@@ -4,8 +4,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { reportLabels, reportName } from '../../src/api/report.ts';
+import { reportName } from '../../src/api/report.ts';
 import { exampleOrigin, INVALID_ORIGINS, invalidOrigin, type Manifest } from '../support/invalid-origins.ts';
+import { failingOriginStatus, unreachableReport } from '../support/status-samples.ts';
 import { apply, kubectl, kubectlJson, kubectlOk, useNamespace, waitFor } from './fixtures.ts';
 
 const repo = new URL('../../', import.meta.url);
@@ -44,37 +45,7 @@ function table(output: string): Record<string, string>[] {
   );
 }
 
-const FAILING_STATUS = {
-  observedGeneration: 1,
-  reachable: 'False',
-  cause: 'connection_refused',
-  hint: 'Nothing accepts connections on the origin port: check that the origin process is running.',
-  podsSummary: '0/3',
-  pods: { selected: 3, injected: 2, current: 2, reachable: 0, failing: 2 },
-  conditions: [
-    {
-      type: 'Ready',
-      status: 'False',
-      reason: 'OriginUnreachable',
-      message: 'No selected pod reaches the origin.',
-      lastTransitionTime: '2026-11-23T19:00:00Z',
-      observedGeneration: 1,
-    },
-  ],
-  causes: [
-    {
-      cause: 'connection_refused',
-      pods: 2,
-      samplePods: ['shop-edge-0', 'shop-edge-1'],
-      lastSeen: '2026-11-23T19:00:00Z',
-    },
-  ],
-  notInjected: {
-    count: 1,
-    samplePods: ['shop-edge-2'],
-    hint: 'Restart the workload: kubectl rollout restart deployment/shop-edge',
-  },
-};
+const FAILING_STATUS = failingOriginStatus();
 
 beforeAll(async () => {
   await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', new URL('crds/', repo).pathname]);
@@ -113,6 +84,15 @@ describe('Origin validation by the API server', () => {
     expect(r.code).not.toBe(0);
     for (const fragment of entry.apiServer) expect(r.stderr).toContain(fragment);
     expect((await kubectl(['get', 'origin', origin.metadata.name], { namespace: ns() })).code).not.toBe(0);
+  });
+
+  it('drops unknown fields silently when the client does not ask for strict validation', async () => {
+    const origin = exampleOrigin();
+    origin.spec.upstream.portt = 8080;
+    const r = await kubectl(['apply', '--validate=false', '-f', '-'], { input: inNamespace(ns(), origin) });
+    expect(r.code).toBe(0);
+    const stored = await kubectlJson<Manifest>(['get', 'origin', 'shop'], { namespace: ns() });
+    expect(stored.spec.upstream).not.toHaveProperty('portt');
   });
 
   it('fills in the defaults of omitted fields', async () => {
@@ -256,43 +236,8 @@ describe('kubectl explain', () => {
 describe('OriginReport', () => {
   const ns = useNamespace('crds');
 
-  const report = (namespace: string, pod: string, uid: string): Manifest => ({
-    apiVersion: 'edge.originguard.dev/v1alpha1',
-    kind: 'OriginReport',
-    metadata: {
-      name: reportName('shop', pod),
-      namespace,
-      labels: reportLabels('shop', pod),
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod, uid }],
-    },
-    status: {
-      originName: 'shop',
-      podName: pod,
-      podUID: uid,
-      originGeneration: 1,
-      health: 'Unreachable',
-      cause: 'connection_refused',
-      phase: 'connect',
-      hint: 'Nothing accepts connections on the origin port.',
-      requests: 10,
-      failures: 4,
-      failuresByCause: { connection_refused: 4 },
-      lastFailure: {
-        cause: 'connection_refused',
-        phase: 'connect',
-        statusCode: 531,
-        errno: 'ECONNREFUSED',
-        address: '10.0.0.7:80',
-        attempts: 1,
-        elapsedMs: 2,
-        hint: 'Nothing accepts connections on the origin port.',
-        time: '2026-11-23T19:00:00Z',
-      },
-      lastTransitionTime: '2026-11-23T19:00:00Z',
-      heartbeatTime: '2026-11-23T19:00:05Z',
-      sidecarVersion: '0.1.0',
-    },
-  });
+  const report = (namespace: string, pod: string, uid: string): Manifest =>
+    unreachableReport(namespace, pod, uid) as unknown as Manifest;
 
   /** Creates a pod (it stays Pending: the test cluster has no nodes) and returns its UID. */
   async function createPod(namespace: string, name: string): Promise<string> {

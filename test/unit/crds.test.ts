@@ -1,7 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { Value } from '@sinclair/typebox/value';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { crdFiles, type JSONSchemaProps, originCRD, originReportCRD, renderCRD } from '../../src/api/crd.ts';
+import { OriginReportStatus } from '../../src/api/report.ts';
+import { OriginStatus } from '../../src/api/status.ts';
+import { failingOriginStatus, unreachableReportStatus } from '../support/status-samples.ts';
 
 const crdsDir = new URL('../../crds/', import.meta.url);
 
@@ -147,5 +151,12 @@ describe('generated CRDs', () => {
   it('names both kinds with short names and the originguard category', () => {
     expect(originCRD().spec.names).toMatchObject({ shortNames: ['og'], categories: ['originguard'] });
     expect(originReportCRD().spec.names).toMatchObject({ shortNames: ['ogr'], categories: ['originguard'] });
+  });
+
+  it('accepts in the TypeScript schemas the same sample status and report the cluster tests write', () => {
+    expect([...Value.Errors(OriginStatus, failingOriginStatus())]).toEqual([]);
+    expect([...Value.Errors(OriginReportStatus, unreachableReportStatus('shop-edge-0', 'uid-1'))]).toEqual(
+      [],
+    );
   });
 });
