@@ -28,7 +28,11 @@ export class Listener {
     this.address = address;
     this.#app = Fastify({
       logger: false,
-      http: { maxHeaderSize: limits.maxHeaderBytes },
+      http: {
+        maxHeaderSize: limits.maxHeaderBytes,
+        // How often Node checks header/request timeouts (its default is 30 s).
+        connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(limits.headersTimeoutMs / 4))),
+      },
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       return503OnClosing: true,
@@ -37,6 +41,12 @@ export class Listener {
     });
     const server = this.#app.server;
     server.headersTimeout = limits.headersTimeoutMs;
+    // Node hands CONNECT to a 'connect' listener and drops it without one: refuse it in words.
+    server.on('connect', (_req, socket: import('node:stream').Duplex) => {
+      env.clientError('connect_method');
+      const body = '405 Method Not Allowed: originguard is not a forward proxy (CONNECT)\n';
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    });
     const fenv: ForwardEnv = { ...env, routes: () => this.routes };
     this.#app.removeAllContentTypeParsers();
     // Leave the body unread: forward() streams it to the origin.
