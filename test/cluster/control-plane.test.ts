@@ -1,7 +1,13 @@
 // The test control plane behaves like a real cluster where originguard relies on
 // it: pod-bound service-account tokens, controllers, garbage collection and a
 // real version.
-import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   apply,
   kubectl,
@@ -178,3 +184,227 @@ describe('test control plane', () => {
     expect(version.minor).toBe(m?.[2]);
   });
 });
+
+describe('admission control on the test control plane', () => {
+  const ns = useNamespace('adm');
+
+  it('enforces a ValidatingAdmissionPolicy that limits a pod-bound token to objects named after its pod', async () => {
+    await kubectlOk(['create', 'serviceaccount', 'edge'], { namespace: ns() });
+    await kubectlOk(['create', 'role', 'cm-writer', '--verb=create', '--resource=configmaps'], {
+      namespace: ns(),
+    });
+    await kubectlOk(
+      ['create', 'rolebinding', 'edge-cm-writer', '--role=cm-writer', `--serviceaccount=${ns()}:edge`],
+      {
+        namespace: ns(),
+      },
+    );
+    await apply(pendingPod('web-0', 'edge'), { namespace: ns() });
+    const pod = await kubectlJson<Pod>(['get', 'pod', 'web-0'], { namespace: ns() });
+    const token = await requestPodToken({
+      namespace: ns(),
+      serviceAccount: 'edge',
+      podName: 'web-0',
+      podUid: pod.metadata.uid,
+    });
+    const name = `${ns()}-own-pod`;
+    onTestFinished(async () => {
+      await kubectl([
+        'delete',
+        'validatingadmissionpolicybinding,validatingadmissionpolicy',
+        name,
+        '--ignore-not-found',
+      ]);
+    });
+    await apply(ownPodPolicy(name, ns()));
+
+    // The policy takes effect once the apiserver has compiled it: retry with fresh names until refused.
+    let refusal = '';
+    let attempt = 0;
+    await waitFor(
+      async () => {
+        const r = await kubectl(['create', 'configmap', `other-${attempt++}`], { namespace: ns(), token });
+        refusal = r.stderr;
+        return r.code !== 0;
+      },
+      { what: 'the ValidatingAdmissionPolicy to refuse a ConfigMap not named after the pod' },
+    );
+    expect(refusal).toContain('a pod may only write the ConfigMap named after itself');
+    await kubectlOk(['create', 'configmap', 'web-0'], { namespace: ns(), token });
+  });
+
+  it('calls a validating admission webhook served on 127.0.0.1 and refuses what it denies', async () => {
+    const tls = await selfSignedCert();
+    const server = await startWebhook(tls, (object) =>
+      object.metadata?.labels?.verdict === 'deny' ? 'denied by the test webhook' : undefined,
+    );
+    const name = `${ns()}-webhook`;
+    onTestFinished(async () => {
+      await kubectl(['delete', 'validatingwebhookconfiguration', name, '--ignore-not-found']);
+      await new Promise((r) => server.close(r));
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    await apply(webhookConfig(name, ns(), `https://127.0.0.1:${port}/validate`, tls.cert));
+
+    const configMap = (name: string, verdict: string): string =>
+      JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels: { verdict } } });
+
+    // The apiserver picks the configuration up from its informer: retry with fresh names until refused.
+    let refusal = '';
+    let attempt = 0;
+    await waitFor(
+      async () => {
+        const r = await kubectl(['create', '-f', '-'], {
+          namespace: ns(),
+          input: configMap(`denied-${attempt++}`, 'deny'),
+        });
+        refusal = r.stderr;
+        return r.code !== 0;
+      },
+      { what: 'the webhook to refuse a ConfigMap labelled verdict=deny' },
+    );
+    expect(refusal).toContain('denied by the test webhook');
+    await kubectlOk(['create', '-f', '-'], { namespace: ns(), input: configMap('allowed', 'allow') });
+  });
+});
+
+function ownPodPolicy(name: string, namespace: string): string {
+  const podName = "request.userInfo.extra['authentication.kubernetes.io/pod-name']";
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicy',
+        metadata: { name },
+        spec: {
+          failurePolicy: 'Fail',
+          matchConstraints: {
+            resourceRules: [
+              {
+                apiGroups: [''],
+                apiVersions: ['v1'],
+                operations: ['CREATE', 'UPDATE'],
+                resources: ['configmaps'],
+              },
+            ],
+          },
+          matchConditions: [
+            {
+              name: 'pod-bound-token',
+              expression: "'authentication.kubernetes.io/pod-name' in request.userInfo.extra",
+            },
+          ],
+          validations: [
+            {
+              expression: `object.metadata.name == ${podName}[0]`,
+              messageExpression:
+                "'a pod may only write the ConfigMap named after itself, not ' + object.metadata.name",
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1',
+        kind: 'ValidatingAdmissionPolicyBinding',
+        metadata: { name },
+        spec: {
+          policyName: name,
+          validationActions: ['Deny'],
+          matchResources: {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+          },
+        },
+      },
+    ],
+  });
+}
+
+function webhookConfig(name: string, namespace: string, url: string, caPem: string): string {
+  return JSON.stringify({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingWebhookConfiguration',
+    metadata: { name },
+    webhooks: [
+      {
+        name: 'configmaps.test.originguard.dev',
+        clientConfig: { url, caBundle: Buffer.from(caPem).toString('base64') },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }],
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Fail',
+        timeoutSeconds: 5,
+      },
+    ],
+  });
+}
+
+/** A self-signed serving certificate for 127.0.0.1, made with the openssl CLI (node:crypto cannot make X.509). */
+async function selfSignedCert(): Promise<{ cert: string; key: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'originguard-webhook-'));
+  try {
+    await promisify(execFile)('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]);
+    return {
+      cert: await readFile(join(dir, 'cert.pem'), 'utf8'),
+      key: await readFile(join(dir, 'key.pem'), 'utf8'),
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface AdmittedObject {
+  metadata?: { labels?: Record<string, string> };
+}
+
+/** An AdmissionReview v1 server: `deny` returns a refusal message, or undefined to allow. */
+function startWebhook(
+  tls: { cert: string; key: string },
+  deny: (object: AdmittedObject) => string | undefined,
+): Promise<Server> {
+  const server = createServer(tls, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const review = JSON.parse(body) as { request: { uid: string; object: AdmittedObject } };
+      const message = deny(review.request.object);
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          response: {
+            uid: review.request.uid,
+            allowed: message === undefined,
+            ...(message === undefined ? {} : { status: { code: 403, message } }),
+          },
+        }),
+      );
+    });
+  });
+  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
+}
