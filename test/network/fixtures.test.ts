@@ -433,8 +433,9 @@ describe.skipIf(!netns.ok)('netns (unshare -rn, nft, ip route)', () => {
       'route-throw': 'ENETUNREACH',
     });
     expect(r['host-unreachable']?.errno).toBe(-113);
-    // Every reject is immediate on IPv4.
-    for (const [id, v] of Object.entries(r)) if (id !== 'drop') expect(v.ms, id).toBeLessThan(250);
+    // Every IPv4 reject is taken on the first SYN (~15 ms here), well before the 1 s
+    // SYN retransmission; the bound is loose for a loaded machine.
+    for (const [id, v] of Object.entries(r)) if (id !== 'drop') expect(v.ms, id).toBeLessThan(900);
   });
 
   it('IPv6 rejects and routes (loopback artifact: an ICMPv6 reject lands ~1 s late)', async () => {
@@ -482,11 +483,12 @@ describe.skipIf(!netns.ok)('netns (unshare -rn, nft, ip route)', () => {
       'route-blackhole': 'EINVAL',
       'route-throw': 'ENETUNREACH',
     });
-    // The first ICMPv6 error arrives while connect() still holds the socket lock and is
-    // dropped (TcpExt LockDroppedIcmps); the SYN retransmitted after the 1 s initial RTO
-    // draws the error that aborts the connect. Over a real link the ICMP comes later.
-    expect(r['no-route']?.ms).toBeGreaterThan(900);
-    expect(r['route-unreachable']?.ms).toBeLessThan(250);
+    // Timing (~1030 ms for every ICMPv6 reject here, ~5 ms for routes) is not asserted,
+    // it depends on scheduling: the first ICMPv6 error arrives while connect() still
+    // holds the socket lock and is dropped (TcpExt LockDroppedIcmps 1, nft counter 2
+    // SYNs); the SYN retransmitted after the 1 s initial RTO draws the error that aborts
+    // the connect. Over a real link the ICMP arrives later and is taken at once.
+    expect(r['route-unreachable']?.ms).toBeLessThan(900);
   });
 
   it('runInNetns rejects with stderr when a setup line fails', async () => {
