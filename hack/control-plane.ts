@@ -63,7 +63,7 @@ export interface ControlPlane {
   processes: ProcessInfo[];
   /** Resident memory of each process, in bytes (read from /proc). */
   rss(): Record<string, number>;
-  /** Stops every process and removes `dir`. Safe to call more than once. */
+  /** Stops every process and removes `dir` (kept, for its logs, if ORIGINGUARD_CP_KEEP=1). Safe to call more than once. */
   stop(): Promise<void>;
 }
 
@@ -152,10 +152,12 @@ async function startOnce(
   const dir = await mkdtemp(join(tmpdir(), 'originguard-cp-'));
   const started: Started[] = [];
   const watchdog = startWatchdog(dir);
+  const keep = process.env.ORIGINGUARD_CP_KEEP === '1';
   const stop = once(async () => {
     await stopAll(started);
     watchdog.release();
-    rmSync(dir, { recursive: true, force: true });
+    if (keep) log(`kept ${dir} (ORIGINGUARD_CP_KEEP=1): logs in ${join(dir, 'logs')}`);
+    else rmSync(dir, { recursive: true, force: true });
   });
   // Covers a parent that exits without calling stop() (process.exit, uncaught error).
   const onExit = (): void => {
@@ -203,21 +205,19 @@ async function startOnce(
     await waitUntil(deadline, apiserver, 'kube-apiserver writing its serving certificate', async () =>
       existsSync(caFile),
     );
+    // The certificate file may be caught half-written: read it afresh on each try.
+    await waitUntil(deadline, apiserver, 'kube-apiserver answering /readyz', async () => {
+      return (await apiClient(server, await readFile(caFile), adminToken)('/readyz')) === 200;
+    });
     const api = apiClient(server, await readFile(caFile), adminToken);
-    await waitUntil(
-      deadline,
-      apiserver,
-      'kube-apiserver answering /readyz',
-      async () => (await api('/readyz')) === 200,
-    );
     const kubeconfig = join(dir, 'kubeconfig');
     await writeFile(kubeconfig, kubeconfigYaml(server, caFile, adminToken), { mode: 0o600 });
     log(`kube-apiserver ready on ${server} (${Date.now() - t0} ms)`);
 
     // kube-controller-manager
-    let controllerManager = false;
+    let kcm: Started | undefined;
     if (binaries.kubeControllerManager !== undefined) {
-      const kcm = spawnLogged(
+      kcm = spawnLogged(
         'kube-controller-manager',
         binaries.kubeControllerManager,
         controllerManagerArgs({ kubeconfig, pki, kcmPort, caFile }),
@@ -225,7 +225,6 @@ async function startOnce(
         watchdog,
       );
       started.push(kcm);
-      controllerManager = true;
     }
 
     // The apiserver creates `default` itself; the serviceaccount controller then
@@ -233,8 +232,7 @@ async function startOnce(
     await waitUntil(deadline, apiserver, 'the default namespace', async () => {
       return (await api('/api/v1/namespaces/default')) === 200;
     });
-    if (controllerManager) {
-      const kcm = started[started.length - 1] as Started;
+    if (kcm !== undefined) {
       await waitUntil(deadline, kcm, 'the default ServiceAccount (serviceaccount controller)', async () => {
         return (await api('/api/v1/namespaces/default/serviceaccounts/default')) === 200;
       });
@@ -248,7 +246,7 @@ async function startOnce(
       caFile,
       adminToken,
       issuer,
-      controllerManager,
+      controllerManager: kcm !== undefined,
       binaries,
       binDir: binaries.dir,
       dir,
@@ -353,6 +351,8 @@ function controllerManagerArgs(o: {
     `--kubeconfig=${o.kubeconfig}`,
     `--authentication-kubeconfig=${o.kubeconfig}`,
     `--authorization-kubeconfig=${o.kubeconfig}`,
+    // There is no client-CA ConfigMap (no --client-ca-file): do not keep looking for it.
+    '--authentication-skip-lookup=true',
     '--bind-address=127.0.0.1',
     `--secure-port=${o.kcmPort}`,
     '--leader-elect=false',

@@ -22,7 +22,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   try {
     cp = await startControlPlane({
       log: (message) => {
-        if (process.env.ORIGINGUARD_CP_VERBOSE || message.startsWith('building')) {
+        if (process.env.ORIGINGUARD_CP_VERBOSE || /^(building|kept|a port)/.test(message)) {
           console.error(`[control-plane] ${message}`);
         }
       },
