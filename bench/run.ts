@@ -1,0 +1,337 @@
+// originguard benchmark: direct, nginx, @fastify/http-proxy and originguard side by side on
+// loopback against the same origin, plus originguard's time-to-531. See bench/README.md.
+//
+//   npm run bench                      (builds dist/, then runs this)
+//   node bench/run.ts --help
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connectTimeout, nxdomain, refused, type ScenarioResult } from './lib/failures.ts';
+import type { FixedRateResult } from './lib/fixed-rate.ts';
+import { nginxOrigin } from './lib/nginx.ts';
+import {
+  cpuBusy,
+  cpuJiffies,
+  groupCpuSeconds,
+  groupRss,
+  sampleRss,
+  setUpPinning,
+  start,
+  stop,
+  stopAll,
+} from './lib/processes.ts';
+import {
+  computeTargets,
+  consoleReport,
+  markdownReport,
+  type Results,
+  type SubjectResult,
+} from './lib/report.ts';
+import {
+  type BenchContext,
+  freePort,
+  isOk,
+  LOAD_CPU,
+  pollUntil,
+  pollUntilResponse,
+  SUBJECTS,
+  type SubjectId,
+  servesOrigin,
+  startSubject,
+} from './lib/subjects.ts';
+import { ensureTools } from './lib/tools.ts';
+import { runWrk } from './lib/wrk.ts';
+
+const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ first)
+
+  --duration S        seconds per measured run (default 6)
+  --warmup S          seconds of warm-up before each measured run (default 1)
+  --connections N     wrk connections at saturation (default 50)
+  --rate R            fixed request rate (default 2000)
+  --only LIST         comma list of: direct,nginx,fastify-http-proxy,originguard (default all)
+  --no-failures       skip originguard's time-to-531 scenarios
+  --origin KIND       nginx (default) or node
+  --originguard-cli P the built originguard CLI (default: dist/originguard.mjs, else dist/cli.js)
+  --no-install        do not apt-get install missing nginx/wrk, only say how
+  --out DIR           results directory (default bench/results)
+`;
+
+const FIXED_RATE_CONNECTIONS = 16;
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '6' },
+    warmup: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '50' },
+    rate: { type: 'string', default: '2000' },
+    only: { type: 'string', default: SUBJECTS.map((s) => s.id).join(',') },
+    'no-failures': { type: 'boolean', default: false },
+    origin: { type: 'string', default: 'nginx' },
+    'originguard-cli': { type: 'string' },
+    'no-install': { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results' },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+async function startOrigin(ctx: BenchContext, kind: string): Promise<void> {
+  const proc =
+    kind === 'node'
+      ? start(
+          'node origin',
+          process.execPath,
+          [join(root, 'bench/servers/node-origin.ts'), '--port', String(ctx.originPort)],
+          {
+            cpu: LOAD_CPU,
+          },
+        )
+      : start('nginx origin', 'nginx', nginxOrigin(ctx.dir, ctx.originPort), { cpu: LOAD_CPU });
+  await pollUntil(ctx.originPort, '/', servesOrigin, performance.now(), 10_000, proc);
+}
+
+async function fixedRate(port: number): Promise<FixedRateResult> {
+  const durationS = Number(opt.duration);
+  const warmupS = Number(opt.warmup);
+  const args = [
+    join(root, 'bench/lib/fixed-rate.ts'),
+    '--port',
+    String(port),
+    '--rate',
+    opt.rate,
+    '--duration',
+    String(durationS),
+    '--warmup',
+    String(warmupS),
+    '--connections',
+    String(FIXED_RATE_CONNECTIONS),
+  ];
+  const p = start('fixed-rate client', process.execPath, args, { cpu: LOAD_CPU });
+  const bound = new Promise<string>((r) =>
+    setTimeout(() => r('timeout'), (durationS + warmupS + 20) * 1000).unref(),
+  );
+  const code = await Promise.race([p.exited, bound]);
+  if (code !== '0') {
+    await stop(p);
+    throw new Error(`fixed-rate client ended with ${code}: ${p.output()}`);
+  }
+  return JSON.parse(p.stdout()) as FixedRateResult;
+}
+
+async function measure(ctx: BenchContext, id: SubjectId, label: string): Promise<SubjectResult> {
+  const result: SubjectResult = { id, label };
+  if (id === 'originguard' && !existsSync(resolve(root, ctx.originguardCli))) {
+    return { ...result, skipped: `${ctx.originguardCli} not found (npm run build makes it)` };
+  }
+  const t0 = performance.now();
+  const run = await startSubject(ctx, id);
+  try {
+    try {
+      const proxied = pollUntilResponse(run.port, '/', servesOrigin, t0, 10_000, run.proc);
+      const readyz =
+        run.adminPort === undefined
+          ? undefined
+          : pollUntil(run.adminPort, '/readyz', isOk, t0, 10_000, run.proc);
+      const first = await proxied;
+      result.readyMs = Math.round(first.ms * 10) / 10;
+      result.readyAnsweredBy = { server: first.server, via: first.via };
+      if (readyz) result.readyzMs = Math.round((await readyz) * 10) / 10;
+    } catch (e) {
+      return { ...result, skipped: `did not start: ${(e as Error).message}` };
+    }
+    const pid = run.proc?.pid;
+    await sleep(1000);
+    if (pid) result.idleRssMb = mb(groupRss(pid));
+
+    const durationS = Number(opt.duration);
+    const connections = Number(opt.connections);
+    await runWrk({ port: run.port, durationS: Number(opt.warmup), connections, cpu: LOAD_CPU });
+    const rss = pid ? sampleRss(pid) : undefined;
+    const cpu0 = pid ? groupCpuSeconds(pid) : 0;
+    const j0 = cpuJiffies();
+    const t1 = performance.now();
+    const wrk = await runWrk({ port: run.port, durationS, connections, cpu: LOAD_CPU });
+    const wall = (performance.now() - t1) / 1000;
+    const busy = cpuBusy(j0, cpuJiffies());
+    const proxyCores = pid ? Math.round(((groupCpuSeconds(pid) - cpu0) / wall) * 100) / 100 : 0;
+    if (rss) result.loadedRssMb = mb(rss());
+    result.saturation = { ...wrk, proxyCores, cpuBusy: busy };
+    await sleep(500);
+    result.fixedRate = await fixedRate(run.port);
+    if (!run.proc) {
+      delete result.readyMs;
+      delete result.readyAnsweredBy;
+    }
+    return result;
+  } finally {
+    if (run.proc) await stop(run.proc);
+  }
+}
+
+async function failureScenarios(ctx: BenchContext, ogSkipped: string | undefined): Promise<ScenarioResult[]> {
+  const scenarios = [
+    ['refused', refused],
+    ['nxdomain', nxdomain],
+    ['connect-timeout', connectTimeout],
+  ] as const;
+  const out: ScenarioResult[] = [];
+  for (const [name, fn] of scenarios) {
+    if (ogSkipped) {
+      out.push({ scenario: name, skipped: `originguard ${ogSkipped}` });
+      continue;
+    }
+    log(`bench: originguard time-to-531, ${name}`);
+    try {
+      out.push(await fn(ctx));
+    } catch (e) {
+      out.push({ scenario: name, skipped: `failed: ${(e as Error).message}` });
+    }
+  }
+  return out;
+}
+
+/** The built CLI: the esbuild bundle if there is one, else tsc's output. */
+function originguardCli(): string {
+  if (opt['originguard-cli']) return opt['originguard-cli'];
+  return (
+    ['dist/originguard.mjs', 'dist/cli.js'].find((p) => existsSync(resolve(root, p))) ??
+    'dist/originguard.mjs'
+  );
+}
+
+function git(): { commit: string; dirty: boolean } {
+  const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  const st = spawnSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return { commit: rev.stdout.trim() || 'unknown', dirty: st.stdout.trim().length > 0 };
+}
+
+function warningsFor(subjects: readonly SubjectResult[], pinned: boolean): string[] {
+  const w: string[] = [];
+  if (!pinned) w.push('proxies are not pinned to their own CPU: ratios are not comparable with the targets');
+  const load = loadavg()[0] ?? 0;
+  if (load > 2.5)
+    w.push(
+      `load average ${load.toFixed(2)} on ${cpus().length} CPUs: other work competes, numbers are noisy`,
+    );
+  for (const s of subjects) {
+    const sat = s.saturation;
+    if (!sat) continue;
+    const errors = sat.non2xx + Object.values(sat.socketErrors).reduce((a, b) => a + b, 0);
+    if (errors > 0) w.push(`${s.label}: ${errors} non-2xx responses or socket errors at saturation`);
+    if (s.id !== 'direct' && pinned && sat.proxyCores < 0.85)
+      w.push(
+        `${s.label}: the proxy used only ${sat.proxyCores} of its core at saturation (CPU 1 busy ${sat.cpuBusy[1]}): something else ran on CPU 1, or the load generator was the bottleneck`,
+      );
+    const fr = s.fixedRate;
+    if (fr && (fr.errors > 0 || fr.non2xx > 0 || fr.ok < fr.due * 0.99))
+      w.push(`${s.label}: fixed rate: ${fr.ok}/${fr.due} ok, ${fr.non2xx} non-2xx, ${fr.errors} errors`);
+  }
+  return w;
+}
+
+async function main(): Promise<number> {
+  if (opt.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (Number(process.versions.node.split('.')[0]) < 24) {
+    process.stderr.write(
+      `bench: needs Node 24 (this is ${process.version}); run it with npm run bench, or put node_modules/.bin first in PATH\n`,
+    );
+    return 2;
+  }
+  const only = new Set(opt.only.split(','));
+  const unknown = [...only].filter((o) => !SUBJECTS.some((s) => s.id === o));
+  if (unknown.length > 0) throw new Error(`--only: unknown ${unknown.join(', ')}`);
+  const needNginx = opt.origin !== 'node' || only.has('nginx');
+  let tools: ReturnType<typeof ensureTools>;
+  try {
+    tools = ensureTools(['taskset', 'wrk', ...(needNginx ? ['nginx'] : [])], !opt['no-install']);
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const pinning = setUpPinning();
+  log(`bench: ${pinning.reason}`);
+  const dir = mkdtempSync(join(tmpdir(), 'originguard-bench-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const ctx: BenchContext = {
+    dir,
+    root,
+    originPort: await freePort(),
+    originguardCli: originguardCli(),
+  };
+  const loadavgStart = loadavg().map((v) => Math.round(v * 100) / 100);
+  const subjects: SubjectResult[] = [];
+  let failures: ScenarioResult[] = [];
+  try {
+    await startOrigin(ctx, opt.origin);
+    for (const s of SUBJECTS.filter((x) => only.has(x.id))) {
+      log(`bench: ${s.label}`);
+      let r: SubjectResult;
+      try {
+        r = await measure(ctx, s.id, s.label);
+      } catch (e) {
+        r = { id: s.id, label: s.label, skipped: `failed: ${(e as Error).message}` };
+      }
+      if (r.skipped) log(`bench:   skipped: ${r.skipped}`);
+      subjects.push(r);
+      await sleep(500);
+    }
+    if (!opt['no-failures']) {
+      const og = subjects.find((s) => s.id === 'originguard');
+      failures = await failureScenarios(ctx, og ? og.skipped : 'not selected (--only)');
+    }
+  } finally {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const results: Results = {
+    date,
+    git: git(),
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model ?? 'unknown',
+      kernel: `Linux ${release()}`,
+      loadavgStart,
+      loadavgEnd: loadavg().map((v) => Math.round(v * 100) / 100),
+    },
+    node: process.version,
+    tools: tools.map(({ name, version }) => ({ name, version })),
+    pinning,
+    settings: {
+      origin: opt.origin,
+      'originguard CLI': ctx.originguardCli,
+      'duration s': Number(opt.duration),
+      'warm-up s': Number(opt.warmup),
+      'wrk connections': Number(opt.connections),
+      'fixed rate req/s': Number(opt.rate),
+      'fixed-rate connections': FIXED_RATE_CONNECTIONS,
+    },
+    subjects,
+    failures,
+    targets: computeTargets(subjects, failures),
+    warnings: warningsFor(subjects, pinning.enabled),
+  };
+  const outDir = resolve(root, opt.out);
+  mkdirSync(outDir, { recursive: true });
+  const jsonName = `${date.replaceAll(':', '-')}.json`;
+  writeFileSync(join(outDir, jsonName), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, 'latest.md'), markdownReport(results, jsonName));
+  log(consoleReport(results));
+  log(`bench: wrote ${join(opt.out, jsonName)} and ${join(opt.out, 'latest.md')}`);
+  return 0;
+}
+
+process.exitCode = await main();
