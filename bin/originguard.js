@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Runs the compiled CLI; in a source checkout without a build, Node's type
-// stripping runs the TypeScript directly.
+// Runs the bundled CLI (npm run build); in a source checkout without a build,
+// Node's type stripping runs the TypeScript sources directly.
 import { existsSync } from 'node:fs';
 
-const compiled = new URL('../dist/cli.js', import.meta.url);
-await import(existsSync(compiled) ? compiled.href : new URL('../src/cli.ts', import.meta.url).href);
+const bundle = new URL('../dist/originguard.mjs', import.meta.url);
+await import(existsSync(bundle) ? bundle.href : new URL('../src/cli.ts', import.meta.url).href);

@@ -37,7 +37,7 @@ export const CAUSES = {
   },
   destination_ip_unroutable: {
     summary: 'There is no network route to the origin address.',
-    hint: 'The network reports no route to the origin address: check the address is right, and the routes, VPC peering or gateway between the pod and the origin.',
+    hint: 'The network reports no route to the origin address (or a firewall answers ICMP host-unreachable): check the address is right, the routes, VPC peering or gateway between the pod and the origin, and firewalls that reject rather than drop.',
     edgioStatus: 531,
   },
   destination_ip_prohibited: {

@@ -47,36 +47,40 @@ export type RawError = Error & {
   syscall?: string;
 };
 
-const DNS_RCODES = new Map<string, { cause: Cause; rcode?: string }>(Object.entries({
-  ENOTFOUND: { cause: 'dns_error', rcode: 'NXDOMAIN' },
-  ENODATA: { cause: 'dns_error', rcode: 'NOERROR' },
-  ESERVFAIL: { cause: 'dns_error', rcode: 'SERVFAIL' },
-  EREFUSED: { cause: 'dns_error', rcode: 'REFUSED' },
-  EFORMERR: { cause: 'dns_error', rcode: 'FORMERR' },
-  ENOTIMP: { cause: 'dns_error', rcode: 'NOTIMP' },
-  EBADRESP: { cause: 'dns_error' },
-  EBADNAME: { cause: 'dns_error' },
-  ECONNREFUSED: { cause: 'dns_error' },
-  ETIMEOUT: { cause: 'dns_timeout' },
-  ETIMEDOUT: { cause: 'dns_timeout' },
-} satisfies Record<string, { cause: Cause; rcode?: string }>));
+const DNS_RCODES = new Map<string, { cause: Cause; rcode?: string }>(
+  Object.entries({
+    ENOTFOUND: { cause: 'dns_error', rcode: 'NXDOMAIN' },
+    ENODATA: { cause: 'dns_error', rcode: 'NOERROR' },
+    ESERVFAIL: { cause: 'dns_error', rcode: 'SERVFAIL' },
+    EREFUSED: { cause: 'dns_error', rcode: 'REFUSED' },
+    EFORMERR: { cause: 'dns_error', rcode: 'FORMERR' },
+    ENOTIMP: { cause: 'dns_error', rcode: 'NOTIMP' },
+    EBADRESP: { cause: 'dns_error' },
+    EBADNAME: { cause: 'dns_error' },
+    ECONNREFUSED: { cause: 'dns_error' },
+    ETIMEOUT: { cause: 'dns_timeout' },
+    ETIMEDOUT: { cause: 'dns_timeout' },
+  } satisfies Record<string, { cause: Cause; rcode?: string }>),
+);
 
-const CONNECT_CODES = new Map<string, Cause>(Object.entries({
-  ECONNREFUSED: 'connection_refused',
-  ETIMEDOUT: 'connection_timeout',
-  UND_ERR_CONNECT_TIMEOUT: 'connection_timeout',
-  OG_CONNECT_TIMEOUT: 'connection_timeout',
-  EHOSTUNREACH: 'destination_ip_unroutable',
-  ENETUNREACH: 'destination_ip_unroutable',
-  EINVAL: 'destination_ip_unroutable',
-  EADDRNOTAVAIL: 'destination_ip_unroutable',
-  EACCES: 'destination_ip_prohibited',
-  EPERM: 'destination_ip_prohibited',
-  ENOPROTOOPT: 'destination_ip_prohibited',
-  ECONNRESET: 'connection_terminated',
-  EPIPE: 'connection_terminated',
-  ECONNABORTED: 'connection_terminated',
-} satisfies Record<string, Cause>));
+const CONNECT_CODES = new Map<string, Cause>(
+  Object.entries({
+    ECONNREFUSED: 'connection_refused',
+    ETIMEDOUT: 'connection_timeout',
+    UND_ERR_CONNECT_TIMEOUT: 'connection_timeout',
+    OG_CONNECT_TIMEOUT: 'connection_timeout',
+    EHOSTUNREACH: 'destination_ip_unroutable',
+    ENETUNREACH: 'destination_ip_unroutable',
+    EINVAL: 'destination_ip_unroutable',
+    EADDRNOTAVAIL: 'destination_ip_unroutable',
+    EACCES: 'destination_ip_prohibited',
+    EPERM: 'destination_ip_prohibited',
+    ENOPROTOOPT: 'destination_ip_prohibited',
+    ECONNRESET: 'connection_terminated',
+    EPIPE: 'connection_terminated',
+    ECONNABORTED: 'connection_terminated',
+  } satisfies Record<string, Cause>),
+);
 
 const CERT_CODES = new Set([
   'CERT_HAS_EXPIRED',

@@ -134,7 +134,10 @@ function attemptOf(
 function withDeadline<T>(work: Promise<T>, ms: number, host: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DnsError('ETIMEOUT', host, `${host}: no DNS answer within ${ms}ms`)), ms);
+    timer = setTimeout(
+      () => reject(new DnsError('ETIMEOUT', host, `${host}: no DNS answer within ${ms}ms`)),
+      ms,
+    );
   });
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
@@ -149,7 +152,13 @@ async function addressesOf(
   const addresses: ResolvedAddress[] = [];
   const started = performance.now();
   try {
-    addresses.push(...(await withDeadline(options.resolver.resolve(target.host, options.connectTimeoutMs), options.connectTimeoutMs, target.host)));
+    addresses.push(
+      ...(await withDeadline(
+        options.resolver.resolve(target.host, options.connectTimeoutMs),
+        options.connectTimeoutMs,
+        target.host,
+      )),
+    );
   } catch (err) {
     const e =
       err instanceof DnsError

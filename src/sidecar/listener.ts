@@ -45,7 +45,9 @@ export class Listener {
     server.on('connect', (_req, socket: import('node:stream').Duplex) => {
       env.clientError('connect_method');
       const body = '405 Method Not Allowed: originguard is not a forward proxy (CONNECT)\n';
-      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
     });
     const fenv: ForwardEnv = { ...env, routes: () => this.routes };
     this.#app.removeAllContentTypeParsers();

@@ -38,7 +38,9 @@ export interface ResolverOptions {
   readonly maxTtlSeconds?: number;
 }
 
-const RANK = new Map<string, number>(Object.entries({ ENODATA: 1, ENOTFOUND: 2, EREFUSED: 3, ESERVFAIL: 4, ETIMEOUT: 5 }));
+const RANK = new Map<string, number>(
+  Object.entries({ ENODATA: 1, ENOTFOUND: 2, EREFUSED: 3, ESERVFAIL: 4, ETIMEOUT: 5 }),
+);
 
 function readResolvConf(): { search: string[]; ndots: number } {
   try {

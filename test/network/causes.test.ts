@@ -29,7 +29,10 @@ describe('connection failures answer 531 with the precise cause', () => {
 
   it('answers 531 with cause connection_timeout when SYNs are dropped, when the connect timeout fires', async () => {
     await using q = await startFullAcceptQueue();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: q.port }, timeouts: { connect: '300ms' } });
+    await using sc = await startSidecar({
+      upstream: { host: '127.0.0.1', port: q.port },
+      timeouts: { connect: '300ms' },
+    });
     const r = await sc.get();
     expect(r.status).toBe(531);
     expect(proxyStatus(r).error).toBe('connection_timeout');
@@ -50,7 +53,9 @@ describe('connection failures answer 531 with the precise cause', () => {
 
   it('tries every address of a name before answering, and reports each attempt', async () => {
     const a = await closedPort();
-    await using dns = await startDnsServer({ 'multi.test': { kind: 'answer', a: ['127.0.0.2', '127.0.0.3'], aaaa: ['::1'], ttl: 30 } });
+    await using dns = await startDnsServer({
+      'multi.test': { kind: 'answer', a: ['127.0.0.2', '127.0.0.3'], aaaa: ['::1'], ttl: 30 },
+    });
     await using sc = await startSidecar(
       { upstream: { host: 'multi.test', port: a }, errorResponse: { showDetails: true } },
       { dnsServer: dns.address },
@@ -137,7 +142,11 @@ describe('TLS failures', () => {
   });
 
   const tlsUpstream = (port: number, extra: Record<string, unknown> = {}) => ({
-    upstream: { host: '127.0.0.1', port, tls: { enabled: true, serverName: 'localhost', caBundle: pki.ca.cert, ...extra } },
+    upstream: {
+      host: '127.0.0.1',
+      port,
+      tls: { enabled: true, serverName: 'localhost', caBundle: pki.ca.cert, ...extra },
+    },
   });
 
   it('proxies to a TLS origin whose certificate chains to the configured CA', async () => {
@@ -164,13 +173,20 @@ describe('TLS failures', () => {
 
   it('answers 533 for a certificate error under the Edgio profile', async () => {
     await using o = await startTlsServer({ certKey: pki.expired });
-    await using sc = await startSidecar({ ...tlsUpstream(o.port), errorResponse: { statusProfile: 'Edgio' } });
+    await using sc = await startSidecar({
+      ...tlsUpstream(o.port),
+      errorResponse: { statusProfile: 'Edgio' },
+    });
     expect((await sc.get()).status).toBe(533);
   });
 
   it('answers 531 with tls_alert_received and the alert id when the origin aborts the handshake', async () => {
     // A TLS 1.2 origin that requires a client certificate sends handshake_failure (40).
-    await using o = await startTlsServer({ certKey: pki.good, maxVersion: 'TLSv1.2', requireClientCertCa: pki.ca.cert });
+    await using o = await startTlsServer({
+      certKey: pki.good,
+      maxVersion: 'TLSv1.2',
+      requireClientCertCa: pki.ca.cert,
+    });
     await using sc = await startSidecar(tlsUpstream(o.port));
     const r = await sc.get();
     expect(r.status).toBe(531);
@@ -189,7 +205,10 @@ describe('TLS failures', () => {
 describe('failures after the request was sent answer 536', () => {
   it('answers 536 with http_response_timeout when the origin accepts but never answers, at the response timeout', async () => {
     await using o = await silent();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port }, timeouts: { response: '400ms' } });
+    await using sc = await startSidecar({
+      upstream: { host: '127.0.0.1', port: o.port },
+      timeouts: { response: '400ms' },
+    });
     const r = await sc.get();
     expect(r.status).toBe(536);
     expect(r.headers['proxy-status']).toContain('error=http_response_timeout');

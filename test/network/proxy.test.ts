@@ -36,7 +36,11 @@ describe('proxying', () => {
   it('forwards method, path and body, and returns the origin answer with Via', async () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
-    const r = await request(`${sc.url}/a/b?c=d`, { method: 'POST', body: 'hello', headers: { host: 'www.example.re' } });
+    const r = await request(`${sc.url}/a/b?c=d`, {
+      method: 'POST',
+      body: 'hello',
+      headers: { host: 'www.example.re' },
+    });
     const echo = (await r.body.json()) as EchoResponse;
     expect(r.statusCode).toBe(200);
     expect(r.headers.via).toBe('1.1 originguard');
@@ -53,7 +57,11 @@ describe('proxying', () => {
   it('removes hop-by-hop headers, including those named in Connection', async () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
-    const res = await raw(sc.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\n\r\n', 1000);
+    const res = await raw(
+      sc.port,
+      'GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, x-hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\n\r\n',
+      1000,
+    );
     const echo = JSON.parse(res.slice(res.indexOf('{'))) as EchoResponse;
     expect(echo.headers['x-kept']).toBe('1');
     expect(echo.headers['x-hop']).toBeUndefined();
@@ -72,7 +80,11 @@ describe('proxying', () => {
     const chunk = Buffer.alloc(1024 * 1024, 0x62);
     const hash = createHash('sha256');
     for (let i = 0; i < 64; i++) hash.update(chunk);
-    const body = Readable.from((function* () { for (let i = 0; i < 64; i++) yield chunk; })());
+    const body = Readable.from(
+      (function* () {
+        for (let i = 0; i < 64; i++) yield chunk;
+      })(),
+    );
     const up = await request(`${sc.url}/upload`, { method: 'PUT', body });
     const echo = (await up.body.json()) as EchoResponse;
     expect(echo.bodyBytes).toBe(size);
@@ -93,7 +105,12 @@ describe('proxying', () => {
     client.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise((resolve) => client.once('data', resolve));
     client.destroy();
-    await expect(Promise.race([closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('still open'), 2000))])).resolves.toBe('closed');
+    await expect(
+      Promise.race([
+        closed.then(() => 'closed'),
+        new Promise((r) => setTimeout(() => r('still open'), 2000)),
+      ]),
+    ).resolves.toBe('closed');
   });
 
   it('keeps a kept-alive upstream pool: many requests reuse few connections', async () => {
@@ -115,7 +132,10 @@ describe('proxying', () => {
 describe('what a reverse proxy must refuse', () => {
   it('answers 421 for a Host no Origin on the port declares, and never forwards it', async () => {
     await using o = await startHttpOrigin();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port }, hosts: ['www.example.re'] });
+    await using sc = await startSidecar({
+      upstream: { host: '127.0.0.1', port: o.port },
+      hosts: ['www.example.re'],
+    });
     const r = await sc.get('/', { host: 'evil.example' });
     expect(r.status).toBe(421);
     expect(r.body).toContain('no Origin on this port serves this Host');
@@ -126,15 +146,22 @@ describe('what a reverse proxy must refuse', () => {
   it('refuses absolute-form targets (no open proxy) and CONNECT', async () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
-    expect(await raw(sc.port, 'GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n')).toMatch(/^HTTP\/1.1 400 /);
-    expect(await raw(sc.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).toMatch(/^HTTP\/1.1 (405|400) /);
+    expect(await raw(sc.port, 'GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n')).toMatch(
+      /^HTTP\/1.1 400 /,
+    );
+    expect(await raw(sc.port, 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n')).toMatch(
+      /^HTTP\/1.1 (405|400) /,
+    );
     expect(o.requests).toHaveLength(0);
   });
 
   it('refuses protocol upgrades cleanly with 501', async () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
-    const res = await raw(sc.port, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    const res = await raw(
+      sc.port,
+      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
     expect(res).toMatch(/^HTTP\/1.1 501 /);
   });
 
@@ -142,22 +169,33 @@ describe('what a reverse proxy must refuse', () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
     expect(await raw(sc.port, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400 /);
-    expect(await raw(sc.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1.1 431 /);
+    expect(await raw(sc.port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1.1 431 /,
+    );
   });
 
   it('answers 413 to a body over the limit, declared or streamed', async () => {
     await using o = await startHttpOrigin();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } }, { maxBodyBytes: 1000 });
+    await using sc = await startSidecar(
+      { upstream: { host: '127.0.0.1', port: o.port } },
+      { maxBodyBytes: 1000 },
+    );
     const declared = await request(sc.url, { method: 'POST', body: 'x'.repeat(2000) });
     expect(declared.statusCode).toBe(413);
     await declared.body.dump();
-    const streamed = await raw(sc.port, `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n${'y'.repeat(2000)}\r\n0\r\n\r\n`);
+    const streamed = await raw(
+      sc.port,
+      `POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n7d0\r\n${'y'.repeat(2000)}\r\n0\r\n\r\n`,
+    );
     expect(streamed).toMatch(/^HTTP\/1.1 413 /);
   });
 
   it('answers 408 to a client that does not send its headers in time', async () => {
     await using o = await startHttpOrigin();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } }, { limits: { headersTimeoutMs: 300, requestTimeoutMs: 300 } });
+    await using sc = await startSidecar(
+      { upstream: { host: '127.0.0.1', port: o.port } },
+      { limits: { headersTimeoutMs: 300, requestTimeoutMs: 300 } },
+    );
     const started = performance.now();
     const res = await raw(sc.port, 'GET / HTTP/1.1\r\nHost: x\r\n', 3000);
     expect(res).toMatch(/^HTTP\/1.1 408 /);
@@ -181,10 +219,17 @@ describe('loops', () => {
       metrics: new SidecarMetrics(),
       resolver: new Resolver({ servers: ['127.0.0.1:1'] }),
       maxBodyBytes: 1000,
-      limits: { maxHeaderBytes: 16384, headersTimeoutMs: 5000, requestTimeoutMs: 5000, keepAliveTimeoutMs: 5000 },
+      limits: {
+        maxHeaderBytes: 16384,
+        headersTimeoutMs: 5000,
+        requestTimeoutMs: 5000,
+        keepAliveTimeoutMs: 5000,
+      },
     });
     try {
-      const applied = await sidecar.apply([manifest('loop', port, { upstream: { host: '127.0.0.1', port } })]);
+      const applied = await sidecar.apply([
+        manifest('loop', port, { upstream: { host: '127.0.0.1', port } }),
+      ]);
       expect(applied.errors).toEqual([]);
       const r = await get(`http://127.0.0.1:${port}/`);
       expect(r.status).toBe(531);
@@ -196,7 +241,10 @@ describe('loops', () => {
 
   it('answers 538 for a loop under the Edgio profile', async () => {
     await using o = await startHttpOrigin();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port }, errorResponse: { statusProfile: 'Edgio' } });
+    await using sc = await startSidecar({
+      upstream: { host: '127.0.0.1', port: o.port },
+      errorResponse: { statusProfile: 'Edgio' },
+    });
     const first = (await (await request(sc.url)).body.json()) as EchoResponse;
     const id = String(first.headers['cdn-loop']);
     expect((await sc.get('/', { 'cdn-loop': id })).status).toBe(538);
@@ -220,7 +268,10 @@ describe('fast failing a blackholed origin', () => {
     expect(JSON.parse(fast.body).lastFailure).toMatchObject({ cause: 'connection_timeout' });
     // After the ejection interval one request probes again (and waits the connect timeout).
     await new Promise((r) => setTimeout(r, 550));
-    const [trial, during] = await Promise.all([sc.get(), new Promise((r) => setTimeout(r, 20)).then(() => sc.get())]);
+    const [trial, during] = await Promise.all([
+      sc.get(),
+      new Promise((r) => setTimeout(r, 20)).then(() => sc.get()),
+    ]);
     expect(trial.ms).toBeGreaterThanOrEqual(195);
     expect(during.ms).toBeLessThan(50);
     const metrics = await sc.metrics.registry.getSingleMetricAsString('originguard_origin_ejected');
@@ -254,9 +305,14 @@ describe('metrics and status', () => {
     await sc.get();
     const text = await sc.metrics.registry.metrics();
     expect(text).toContain('originguard_requests_total{origin="test/web",code_class="5xx"} 1');
-    expect(text).toContain('originguard_upstream_failures_total{origin="test/web",cause="connection_refused",phase="connect"} 1');
+    expect(text).toContain(
+      'originguard_upstream_failures_total{origin="test/web",cause="connection_refused",phase="connect"} 1',
+    );
     const [h] = sc.sidecar.health();
     expect(h).toMatchObject({ state: 'Unreachable', cause: 'connection_refused', failures: 1 });
-    expect(sc.logs.find((l) => l.cause === 'connection_refused')).toMatchObject({ origin: 'test/web', status: 531 });
+    expect(sc.logs.find((l) => l.cause === 'connection_refused')).toMatchObject({
+      origin: 'test/web',
+      status: 531,
+    });
   });
 });

@@ -66,9 +66,17 @@ export interface StartOptions {
 }
 
 /** GETs a URL with a fresh connection and reads the whole body. */
-export async function get(url: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
+export async function get(
+  url: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<Answer> {
   const started = performance.now();
-  const r = await request(url, { method: method as 'GET', headers: { accept: 'application/json', ...headers }, reset: true });
+  const r = await request(url, {
+    method: method as 'GET',
+    headers: { accept: 'application/json', ...headers },
+    reset: true,
+  });
   const body = await r.body.text();
   return { status: r.statusCode, headers: r.headers, body, ms: performance.now() - started };
 }
@@ -87,7 +95,13 @@ export async function startSidecar(spec: SpecPatch, opts: StartOptions = {}): Pr
     metrics,
     resolver,
     maxBodyBytes: opts.maxBodyBytes ?? 100 * 1024 * 1024,
-    limits: { maxHeaderBytes: 16384, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000, ...opts.limits },
+    limits: {
+      maxHeaderBytes: 16384,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 300_000,
+      keepAliveTimeoutMs: 5_000,
+      ...opts.limits,
+    },
   });
   const result = await sidecar.apply([manifest('web', port, spec), ...(opts.extra?.(port) ?? [])]);
   if (result.errors.length > 0) throw new Error(result.errors.join('; '));
@@ -114,7 +128,10 @@ export function proxyStatus(answer: Answer): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of text.split(/;(?=(?:[^"]*"[^"]*")*[^"]*$)/).slice(1)) {
     const eq = part.indexOf('=');
-    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim().replace(/^"|"$/g, '');
+    out[part.slice(0, eq).trim()] = part
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"|"$/g, '');
   }
   return out;
 }

@@ -1,9 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CAUSE_NAMES, PHASES } from '../../src/api/causes.ts';
-import { type Attempt, classifyError, connectFailure, dominantAttempt, statusFor } from '../../src/sidecar/classify.ts';
+import {
+  type Attempt,
+  classifyError,
+  connectFailure,
+  dominantAttempt,
+  statusFor,
+} from '../../src/sidecar/classify.ts';
 
-const err = (code: string, message = code, errno?: number) => Object.assign(new Error(message), { code, errno });
+const err = (code: string, message = code, errno?: number) =>
+  Object.assign(new Error(message), errno === undefined ? { code } : { code, errno });
 
 describe('classifyError', () => {
   it.each([
@@ -39,27 +46,43 @@ describe('classifyError', () => {
   it.each([
     ['CERT_HAS_EXPIRED', 'certificate has expired', 'tls_certificate_error'],
     ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate', 'tls_certificate_error'],
-    ['ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames", 'tls_certificate_error'],
+    [
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+      "Hostname/IP does not match certificate's altnames",
+      'tls_certificate_error',
+    ],
     ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number', 'tls_protocol_error'],
-    ['ECONNRESET', 'Client network socket disconnected before secure TLS connection was established', 'connection_terminated'],
+    [
+      'ECONNRESET',
+      'Client network socket disconnected before secure TLS connection was established',
+      'connection_terminated',
+    ],
   ] as const)('maps TLS-phase %s to %s', (code, message, cause) => {
     expect(classifyError(err(code, message), 'tls').cause).toBe(cause);
   });
 
   it('reads the alert number of a TLS alert into alertId', () => {
-    const c = classifyError(err('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'tlsv1 alert protocol version:...:SSL alert number 70'), 'tls');
+    const c = classifyError(
+      err('ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'tlsv1 alert protocol version:...:SSL alert number 70'),
+      'tls',
+    );
     expect(c).toMatchObject({ cause: 'tls_alert_received', alertId: 70 });
   });
 
   it('tells a reset before the response (connection_terminated) from one during it (http_response_incomplete)', () => {
     expect(classifyError(err('ECONNRESET'), 'request').cause).toBe('connection_terminated');
     expect(classifyError(err('ECONNRESET'), 'response').cause).toBe('http_response_incomplete');
-    expect(classifyError(err('UND_ERR_SOCKET', 'other side closed'), 'request').cause).toBe('connection_terminated');
+    expect(classifyError(err('UND_ERR_SOCKET', 'other side closed'), 'request').cause).toBe(
+      'connection_terminated',
+    );
   });
 
   it('maps the response timer and parser errors after the request was sent', () => {
     expect(classifyError(err('OG_RESPONSE_TIMEOUT'), 'request').cause).toBe('http_response_timeout');
-    const parser = Object.assign(new Error('Expected HTTP/'), { name: 'HTTPParserError', code: 'HPE_INVALID_CONSTANT' });
+    const parser = Object.assign(new Error('Expected HTTP/'), {
+      name: 'HTTPParserError',
+      code: 'HPE_INVALID_CONSTANT',
+    });
     expect(classifyError(parser, 'request').cause).toBe('http_protocol_error');
   });
 
@@ -76,12 +99,16 @@ describe('classifyError', () => {
 describe('statusFor', () => {
   it('answers 531 for every connection phase and 536 after the request was sent, under the Uniform profile', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...CAUSE_NAMES.filter((c) => c !== 'proxy_internal_error')), fc.constantFrom(...PHASES), (cause, phase) => {
-        const status = statusFor({ cause, phase }, 'Uniform');
-        const connect = phase === 'dns' || phase === 'connect' || phase === 'tls';
-        const special = cause === 'proxy_loop_detected' || cause === 'destination_unavailable';
-        expect(status).toBe(connect || special ? 531 : 536);
-      }),
+      fc.property(
+        fc.constantFrom(...CAUSE_NAMES.filter((c) => c !== 'proxy_internal_error')),
+        fc.constantFrom(...PHASES),
+        (cause, phase) => {
+          const status = statusFor({ cause, phase }, 'Uniform');
+          const connect = phase === 'dns' || phase === 'connect' || phase === 'tls';
+          const special = cause === 'proxy_loop_detected' || cause === 'destination_unavailable';
+          expect(status).toBe(connect || special ? 531 : 536);
+        },
+      ),
     );
   });
 
@@ -113,11 +140,17 @@ describe('connectFailure', () => {
   });
 
   it('reports the most frequent cause, ties to the first address, and keeps every attempt', () => {
-    const attempts = [attempt('connection_timeout', 'a'), attempt('connection_refused', 'b'), attempt('connection_refused', 'c')];
+    const attempts = [
+      attempt('connection_timeout', 'a'),
+      attempt('connection_refused', 'b'),
+      attempt('connection_refused', 'c'),
+    ];
     const f = connectFailure(attempts, 10);
     expect(f.cause).toBe('connection_refused');
     expect(f.address).toBe('b');
     expect(f.attempts).toHaveLength(3);
-    expect(dominantAttempt([attempt('connection_timeout', 'a'), attempt('connection_refused', 'b')])?.address).toBe('a');
+    expect(
+      dominantAttempt([attempt('connection_timeout', 'a'), attempt('connection_refused', 'b')])?.address,
+    ).toBe('a');
   });
 });

@@ -12,11 +12,27 @@ const refused: Failure = {
   errno: -111,
   address: '127.0.0.17',
   attempts: [
-    { cause: 'connection_refused', phase: 'connect', code: 'ECONNREFUSED', errno: -111, address: '127.0.0.17', port: 8081, target: 0, elapsedMs: 0.4, message: '' },
+    {
+      cause: 'connection_refused',
+      phase: 'connect',
+      code: 'ECONNREFUSED',
+      errno: -111,
+      address: '127.0.0.17',
+      port: 8081,
+      target: 0,
+      elapsedMs: 0.4,
+      message: '',
+    },
   ],
   elapsedMs: 0.6,
 };
-const opts = { profile: 'Uniform' as const, retryAfterSeconds: 5, showDetails: false, proxyName: 'originguard', requestId: 'abc-1' };
+const opts = {
+  profile: 'Uniform' as const,
+  retryAfterSeconds: 5,
+  showDetails: false,
+  proxyName: 'originguard',
+  requestId: 'abc-1',
+};
 
 describe('error response', () => {
   it('answers 531 Upstream Connection Error with Proxy-Status and Retry-After', () => {
@@ -38,7 +54,9 @@ describe('error response', () => {
     }
     const shown = buildErrorResponse(refused, 'application/json', { ...opts, showDetails: true });
     expect(JSON.parse(shown.body).attempts[0].address).toBe('127.0.0.17');
-    expect(parseList(shown.headers['proxy-status'] as string)[0]?.[1].get('next-hop')).toBe('127.0.0.17:8081');
+    expect(parseList(shown.headers['proxy-status'] as string)[0]?.[1].get('next-hop')).toBe(
+      '127.0.0.17:8081',
+    );
   });
 
   it('renders a small HTML page like the Edgio one for browsers', () => {
@@ -51,30 +69,67 @@ describe('error response', () => {
 
   it('answers JSON to API clients with the cause and phase', () => {
     const r = buildErrorResponse(refused, 'application/json', opts);
-    expect(JSON.parse(r.body)).toMatchObject({ status: 531, cause: 'connection_refused', phase: 'connect', requestId: 'abc-1' });
+    expect(JSON.parse(r.body)).toMatchObject({
+      status: 531,
+      cause: 'connection_refused',
+      phase: 'connect',
+      requestId: 'abc-1',
+    });
   });
 
   it('carries the DNS rcode and the TLS alert id as RFC 9209 parameters', () => {
-    const dns: Failure = { cause: 'dns_error', phase: 'dns', code: 'ENOTFOUND', rcode: 'NXDOMAIN', attempts: [], elapsedMs: 1 };
-    const tls: Failure = { cause: 'tls_alert_received', phase: 'tls', code: 'ERR_SSL', alertId: 70, attempts: [], elapsedMs: 1 };
-    expect(parseList(buildErrorResponse(dns, '', opts).headers['proxy-status'] as string)[0]?.[1].get('rcode')).toBe('NXDOMAIN');
-    expect(parseList(buildErrorResponse(tls, '', opts).headers['proxy-status'] as string)[0]?.[1].get('alert-id')).toBe(70);
+    const dns: Failure = {
+      cause: 'dns_error',
+      phase: 'dns',
+      code: 'ENOTFOUND',
+      rcode: 'NXDOMAIN',
+      attempts: [],
+      elapsedMs: 1,
+    };
+    const tls: Failure = {
+      cause: 'tls_alert_received',
+      phase: 'tls',
+      code: 'ERR_SSL',
+      alertId: 70,
+      attempts: [],
+      elapsedMs: 1,
+    };
+    expect(
+      parseList(buildErrorResponse(dns, '', opts).headers['proxy-status'] as string)[0]?.[1].get('rcode'),
+    ).toBe('NXDOMAIN');
+    expect(
+      parseList(buildErrorResponse(tls, '', opts).headers['proxy-status'] as string)[0]?.[1].get('alert-id'),
+    ).toBe(70);
   });
 
   it('uses 537 and 533 under the Edgio profile', () => {
-    const dns: Failure = { cause: 'dns_error', phase: 'dns', code: 'ENOTFOUND', rcode: 'NXDOMAIN', attempts: [], elapsedMs: 1 };
+    const dns: Failure = {
+      cause: 'dns_error',
+      phase: 'dns',
+      code: 'ENOTFOUND',
+      rcode: 'NXDOMAIN',
+      attempts: [],
+      elapsedMs: 1,
+    };
     expect(buildErrorResponse(dns, '', { ...opts, profile: 'Edgio' }).statusCode).toBe(537);
   });
 
   it('emits a Proxy-Status that parses as an RFC 8941 list for every cause and any details (property)', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...CAUSE_NAMES), fc.string(), fc.boolean(), (cause, address, showDetails) => {
-        const f: Failure = { cause, phase: 'connect', code: 'X', address, attempts: [], elapsedMs: 3 };
-        const header = buildErrorResponse(f, 'application/json', { ...opts, showDetails }).headers['proxy-status'] as string;
-        const list = parseList(header);
-        expect(list).toHaveLength(1);
-        expect(list[0]?.[1].get('error')).toEqual(new Token(cause));
-      }),
+      fc.property(
+        fc.constantFrom(...CAUSE_NAMES),
+        fc.string(),
+        fc.boolean(),
+        (cause, address, showDetails) => {
+          const f: Failure = { cause, phase: 'connect', code: 'X', address, attempts: [], elapsedMs: 3 };
+          const header = buildErrorResponse(f, 'application/json', { ...opts, showDetails }).headers[
+            'proxy-status'
+          ] as string;
+          const list = parseList(header);
+          expect(list).toHaveLength(1);
+          expect(list[0]?.[1].get('error')).toEqual(new Token(cause));
+        },
+      ),
     );
   });
 

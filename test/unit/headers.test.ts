@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { cdnLoopContains, forwardRequestHeaders, forwardResponseHeaders } from '../../src/sidecar/headers.ts';
 
-const ctx = { clientAddress: '127.0.0.9', proto: 'http' as const, cdnId: 'originguard-abc', via: '1.1 originguard' };
+const ctx = {
+  clientAddress: '127.0.0.9',
+  proto: 'http' as const,
+  cdnId: 'originguard-abc',
+  via: '1.1 originguard',
+};
 const pairs = (flat: string[]) => {
   const out: [string, string][] = [];
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string]);
@@ -10,9 +15,27 @@ const pairs = (flat: string[]) => {
 
 describe('request headers to the origin', () => {
   it('drops hop-by-hop fields and those named in Connection', () => {
-    const raw = ['Host', 'www.example.re', 'Connection', 'keep-alive, X-Secret', 'X-Secret', '1', 'Keep-Alive', 'timeout=5', 'TE', 'trailers', 'Upgrade', 'h2c', 'Proxy-Authorization', 'Basic x', 'Accept', '*/*'];
+    const raw = [
+      'Host',
+      'www.example.re',
+      'Connection',
+      'keep-alive, X-Secret',
+      'X-Secret',
+      '1',
+      'Keep-Alive',
+      'timeout=5',
+      'TE',
+      'trailers',
+      'Upgrade',
+      'h2c',
+      'Proxy-Authorization',
+      'Basic x',
+      'Accept',
+      '*/*',
+    ];
     const names = pairs(forwardRequestHeaders(raw, ctx).headers).map(([n]) => n.toLowerCase());
-    for (const gone of ['connection', 'x-secret', 'keep-alive', 'te', 'upgrade', 'proxy-authorization']) expect(names).not.toContain(gone);
+    for (const gone of ['connection', 'x-secret', 'keep-alive', 'te', 'upgrade', 'proxy-authorization'])
+      expect(names).not.toContain(gone);
     expect(names).toContain('accept');
   });
 
@@ -28,7 +51,12 @@ describe('request headers to the origin', () => {
   });
 
   it('sends upstream.hostHeader instead of the client Host when set', () => {
-    const h = new Map(pairs(forwardRequestHeaders(['Host', 'www.example.re'], { ...ctx, hostOverride: 'origin.internal' }).headers));
+    const h = new Map(
+      pairs(
+        forwardRequestHeaders(['Host', 'www.example.re'], { ...ctx, hostOverride: 'origin.internal' })
+          .headers,
+      ),
+    );
     expect(h.get('host')).toBe('origin.internal');
     expect(h.get('x-forwarded-host')).toBe('www.example.re');
   });
@@ -42,7 +70,16 @@ describe('request headers to the origin', () => {
 
 describe('response headers to the client', () => {
   it('drops hop-by-hop fields and adds Via', () => {
-    const raw = ['Content-Type', 'text/plain', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'Transfer-Encoding', 'chunked'].map((s) => Buffer.from(s));
+    const raw = [
+      'Content-Type',
+      'text/plain',
+      'Connection',
+      'close, X-Hop',
+      'X-Hop',
+      '1',
+      'Transfer-Encoding',
+      'chunked',
+    ].map((s) => Buffer.from(s));
     const out = pairs(forwardResponseHeaders(raw, '1.1 originguard'));
     expect(out).toEqual([
       ['Content-Type', 'text/plain'],

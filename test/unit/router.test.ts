@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildRoutes, normalizeHost, route, type Routable } from '../../src/sidecar/router.ts';
+import { buildRoutes, normalizeHost, type Routable, route } from '../../src/sidecar/router.ts';
 
 const origin = (key: string, port: number, hosts?: string[]): Routable => ({
   key,

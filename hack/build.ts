@@ -1,0 +1,24 @@
+// Builds the production artifact: one minified ESM bundle of the CLI. One file
+// starts faster and holds less memory than hundreds of node_modules files, and
+// the container image needs no node_modules at all.
+import { build } from 'esbuild';
+
+const result = await build({
+  entryPoints: ['src/cli.ts'],
+  outfile: 'dist/originguard.mjs',
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  minify: true,
+  sourcemap: 'linked',
+  legalComments: 'linked',
+  metafile: true,
+  // Bundled CommonJS dependencies call require(); give the ESM bundle one.
+  banner: {
+    js: "import { createRequire as __ogRequire } from 'node:module'; const require = __ogRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
+const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+process.stdout.write(`dist/originguard.mjs built (${(bytes / 1024).toFixed(0)} KiB with map)\n`);
