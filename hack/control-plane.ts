@@ -2,29 +2,27 @@
 // kube-apiserver and kube-controller-manager on free loopback ports, an admin
 // kubeconfig, and a clean shutdown that leaves no process or file behind, even
 // when the parent dies without calling stop().
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import {
+  ControlPlaneError,
+  freePorts,
+  type ProcessInfo,
+  rssBytes,
+  type Started,
+  spawnLogged,
+  startWatchdog,
+  stopAll,
+  waitUntil,
+} from './supervisor.ts';
+import { type Binaries, findBinaries } from './test-binaries.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-/** Paths of the binaries the control plane runs. */
-export interface Binaries {
-  kubeApiserver: string;
-  etcd: string;
-  /** Absent when the user's KUBEBUILDER_ASSETS has none: no GC, no default ServiceAccounts, no Deployments. */
-  kubeControllerManager?: string;
-  /** kubectl matching the control plane when one was built or given; otherwise `kubectl` from PATH. */
-  kubectl: string;
-  /** Directory that holds kube-apiserver. */
-  dir: string;
-}
+export { ControlPlaneError, type ProcessInfo } from './supervisor.ts';
+export { type Binaries, findBinaries } from './test-binaries.ts';
 
 export interface ControlPlaneOptions {
   /** Binaries to run; default: findBinaries(). */
@@ -33,13 +31,6 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Progress messages (default: none). */
   log?: (message: string) => void;
-}
-
-export interface ProcessInfo {
-  name: 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
-  pid: number;
-  /** File the process's stdout and stderr go to. */
-  logFile: string;
 }
 
 export interface ControlPlane {
@@ -65,65 +56,6 @@ export interface ControlPlane {
   rss(): Record<string, number>;
   /** Stops every process and removes `dir` (kept, for its logs, if ORIGINGUARD_CP_KEEP=1). Safe to call more than once. */
   stop(): Promise<void>;
-}
-
-export class ControlPlaneError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ControlPlaneError';
-    this.code = code;
-  }
-}
-
-function executable(path: string | undefined): path is string {
-  return path !== undefined && path !== '' && existsSync(path);
-}
-
-/**
- * Finds the binaries, honouring the envtest conventions first
- * (TEST_ASSET_KUBE_APISERVER, TEST_ASSET_ETCD, TEST_ASSET_KUBE_CONTROLLER_MANAGER,
- * TEST_ASSET_KUBECTL, KUBEBUILDER_ASSETS), else builds them once with
- * hack/test-binaries.sh (Go needed). `onBuild` is told when a build is needed.
- */
-export async function findBinaries(onBuild?: (message: string) => void): Promise<Binaries> {
-  const env = process.env;
-  const script = join(repoRoot, 'hack', 'test-binaries.sh');
-  const cached = await run('bash', [script, '--check']).then(
-    (r) => r.code === 0,
-    () => false,
-  );
-  if (!cached) {
-    onBuild?.(
-      'building kube-apiserver, kube-controller-manager, etcd, kubectl and helm from their Go modules ' +
-        '(first run only: about 15 minutes on 2 cores, and ~5 GB of Go module and build caches; later runs reuse the cache)',
-    );
-  }
-  const r = await run('bash', [script], { inheritStderr: onBuild !== undefined });
-  if (r.code !== 0) {
-    throw new ControlPlaneError(
-      'BINARIES_UNAVAILABLE',
-      `hack/test-binaries.sh failed (exit ${r.code}): ${tail(r.stderr, 30) || 'no output'}\n` +
-        'Install Go (see docs/development.md), or set KUBEBUILDER_ASSETS to a directory with kube-apiserver and etcd.',
-    );
-  }
-  const dir = r.stdout.trim().split('\n').pop() ?? '';
-  const inDir = (name: string): string | undefined =>
-    executable(join(dir, name)) ? join(dir, name) : undefined;
-  const kubeApiserver = env.TEST_ASSET_KUBE_APISERVER || inDir('kube-apiserver');
-  const etcd = env.TEST_ASSET_ETCD || inDir('etcd');
-  const kcm = env.TEST_ASSET_KUBE_CONTROLLER_MANAGER || inDir('kube-controller-manager');
-  const kubectl = env.TEST_ASSET_KUBECTL || inDir('kubectl') || 'kubectl';
-  if (!executable(kubeApiserver) || !executable(etcd)) {
-    throw new ControlPlaneError('BINARIES_UNAVAILABLE', `kube-apiserver or etcd missing in ${dir}`);
-  }
-  return {
-    kubeApiserver,
-    etcd,
-    ...(executable(kcm) ? { kubeControllerManager: kcm } : {}),
-    kubectl,
-    dir: dirname(kubeApiserver),
-  };
 }
 
 /** Starts a control plane and waits until it is ready to serve a test. */
@@ -260,48 +192,6 @@ async function startOnce(
   }
 }
 
-interface Started {
-  name: ProcessInfo['name'];
-  child: ChildProcess;
-  logFile: string;
-  exited: Promise<void>;
-  exitCode: number | null | undefined;
-}
-
-function spawnLogged(
-  name: ProcessInfo['name'],
-  bin: string,
-  args: string[],
-  logs: string,
-  watchdog: Watchdog,
-): Started {
-  const logFile = join(logs, `${name}.log`);
-  const fd = openSync(logFile, 'a');
-  // Own process group: a Ctrl-C in the terminal reaches the parent, which then
-  // stops the control plane in order (etcd last) instead of everything at once.
-  const child = spawn(bin, args, { stdio: ['ignore', fd, fd], detached: true });
-  closeSync(fd);
-  const started: Started = {
-    name,
-    child,
-    logFile,
-    exitCode: undefined,
-    exited: new Promise((res) => {
-      child.once('exit', (code, signal) => {
-        started.exitCode = code ?? (signal ? 128 : null);
-        res();
-      });
-      child.once('error', (err) => {
-        started.exitCode = 127;
-        void writeFile(logFile, `spawn ${bin}: ${err.message}\n`, { flag: 'a' });
-        res();
-      });
-    }),
-  };
-  if (child.pid !== undefined) watchdog.watch(child.pid);
-  return started;
-}
-
 function etcdArgs(dir: string, clientUrl: string, peerPort: number): string[] {
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   return [
@@ -426,157 +316,10 @@ function apiClient(server: string, ca: Buffer, token: string): (path: string) =>
     });
 }
 
-async function waitUntil(
-  deadline: number,
-  proc: Started,
-  what: string,
-  check: () => Promise<boolean>,
-): Promise<void> {
-  for (;;) {
-    if (proc.exitCode !== undefined) {
-      throw startupError(`${proc.name} exited with code ${proc.exitCode} before ${what}`, proc);
-    }
-    if (await check()) return;
-    if (Date.now() > deadline) {
-      throw startupError(`timed out waiting for ${what}`, proc);
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
-
-function startupError(message: string, proc: Started): ControlPlaneError {
-  let logTail = '';
-  try {
-    logTail = tail(readFileSync(proc.logFile, 'utf8'), 40);
-  } catch {
-    logTail = '(no log)';
-  }
-  return new ControlPlaneError(
-    'CONTROL_PLANE_START_FAILED',
-    `control plane did not start: ${message}\n--- last lines of ${proc.name}'s log ---\n${logTail}`,
-  );
-}
-
-async function stopAll(started: Started[]): Promise<void> {
-  // Reverse order: controllers first, etcd last, so nothing logs errors about a vanished store.
-  for (const s of [...started].reverse()) {
-    if (s.exitCode !== undefined) continue;
-    s.child.kill('SIGTERM');
-    const timer = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
-    await s.exited;
-    clearTimeout(timer);
-  }
-}
-
-interface Watchdog {
-  watch(pid: number): void;
-  /** Normal shutdown: the watchdog exits without touching anything. */
-  release(): void;
-}
-
-// A tiny detached process that outlives a killed parent: when its stdin pipe
-// closes (the parent died, even by SIGKILL) it kills the control plane's
-// processes and removes the temp dir. It ignores SIGINT/SIGTERM so a Ctrl-C to
-// the terminal's process group cannot take it down before it has cleaned up.
-const WATCHDOG = `
-const { rmSync } = require('node:fs');
-const dir = process.argv[1];
-const pids = new Set();
-let released = false;
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => {});
-let buf = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\\n')) >= 0) {
-    const line = buf.slice(0, i); buf = buf.slice(i + 1);
-    if (line === 'release') released = true;
-    else if (/^\\d+$/.test(line)) pids.add(Number(line));
-  }
-});
-process.stdin.on('end', () => {
-  if (released) process.exit(0);
-  const kill = (sig) => { for (const p of pids) { try { process.kill(-p, sig); } catch {} try { process.kill(p, sig); } catch {} } };
-  kill('SIGTERM');
-  setTimeout(() => { kill('SIGKILL'); try { rmSync(dir, { recursive: true, force: true }); } catch {} process.exit(0); }, 3000);
-});
-`;
-
-function startWatchdog(dir: string): Watchdog {
-  const child = spawn(process.execPath, ['-e', WATCHDOG, dir], {
-    stdio: ['pipe', 'ignore', 'ignore'],
-    detached: true,
-  });
-  // Never keep the parent's event loop alive for the watchdog's sake.
-  child.unref();
-  const stdin = child.stdin;
-  (stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  const send = (line: string): void => {
-    if (stdin?.writable) stdin.write(`${line}\n`);
-  };
-  return {
-    watch: (pid) => send(String(pid)),
-    release: () => {
-      send('release');
-      stdin?.end();
-    },
-  };
-}
-
-/** Asks the kernel for `n` distinct free ports on 127.0.0.1. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((res, rej) => {
-          const s = createServer();
-          s.once('error', rej);
-          s.listen(0, '127.0.0.1', () => res(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const addr = s.address();
-    return typeof addr === 'object' && addr !== null ? addr.port : 0;
-  });
-  await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
-  return ports;
-}
-
-function rssBytes(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m?.[1] ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function tail(text: string, lines: number): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
 function once(fn: () => Promise<void>): () => Promise<void> {
   let p: Promise<void> | undefined;
   return () => {
     p ??= fn();
     return p;
   };
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  opts: { inheritStderr?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((res, rej) => {
-    const child = execFile(cmd, args, { maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') rej(error);
-      else res({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-    if (opts.inheritStderr) child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
-  });
 }
