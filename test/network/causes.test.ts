@@ -1,5 +1,6 @@
 // One test per failure cause, each produced for real on loopback: the sidecar
 // must answer the right status with the right RFC 9209 cause in Proxy-Status.
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFullAcceptQueue } from '../support/accept-queue.ts';
 import { type DnsServerHandle, startDnsServer } from '../support/dns-server.ts';
@@ -8,8 +9,10 @@ import {
   finWithoutResponse,
   garbage,
   resetAfterRequest,
+  resetMidResponse,
   resetOnAccept,
   silent,
+  stallMidBody,
   startHttpOrigin,
 } from '../support/origins.ts';
 import { proxyStatus, startSidecar } from '../support/run-sidecar.ts';
@@ -238,5 +241,29 @@ describe('failures after the request was sent answer 536', () => {
     const r = await sc.get();
     expect(r.status).toBe(536);
     expect(proxyStatus(r).error).toBe('http_protocol_error');
+  });
+
+  it('cuts the client off when the origin resets mid-response, and counts http_response_incomplete', async () => {
+    await using o = await resetMidResponse({ contentLength: 100_000, sentBytes: 1000, afterMs: 20 });
+    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
+    const r = await request(`${sc.url}/big`);
+    expect(r.statusCode).toBe(200);
+    await expect(r.body.arrayBuffer()).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const metrics = await sc.metrics.registry.getSingleMetricAsString('originguard_upstream_failures_total');
+    expect(metrics).toContain('cause="http_response_incomplete",phase="response"} 1');
+  });
+
+  it('cuts the client off when the body stalls past the response timeout, and counts http_response_timeout', async () => {
+    await using o = await stallMidBody({ contentLength: 100_000, sentBytes: 1000 });
+    await using sc = await startSidecar({
+      upstream: { host: '127.0.0.1', port: o.port },
+      timeouts: { response: '1s' },
+    });
+    const r = await request(`${sc.url}/big`);
+    expect(r.statusCode).toBe(200);
+    await expect(r.body.arrayBuffer()).rejects.toThrow();
+    const metrics = await sc.metrics.registry.getSingleMetricAsString('originguard_upstream_failures_total');
+    expect(metrics).toContain('cause="http_response_timeout",phase="response"} 1');
   });
 });
