@@ -4,8 +4,10 @@
 // change builds a new runtime; requests in flight finish on the old one.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Pool as UndiciPool } from 'undici';
+// Only undici's Pool is needed; its package entry also loads fetch, WebSocket and
+// caches, about 14 MB of resident memory that every pod would pay for nothing.
+import Pool from 'undici/lib/dispatcher/pool.js';
 import { type OriginManifest, parseDuration, type UpstreamTLS } from '../api/origin.ts';
 import type { ConnectTarget } from './connector.ts';
 import { undiciConnector } from './connector.ts';
@@ -16,9 +18,6 @@ import { OutlierDetector } from './outlier.ts';
 import type { Resolver } from './resolver.ts';
 import type { Routable } from './router.ts';
 
-// Only undici's Pool is needed; its package entry also loads fetch, WebSocket and
-// caches, about 14 MB of resident memory that every pod would pay for nothing.
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 type Pool = UndiciPool;
 
 export interface RuntimeDeps {
