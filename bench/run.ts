@@ -37,6 +37,7 @@ import {
   LOAD_CPU,
   pollUntil,
   pollUntilResponse,
+  type Running,
   SUBJECTS,
   type SubjectId,
   servesOrigin,
@@ -47,7 +48,8 @@ import { runWrk } from './lib/wrk.ts';
 
 const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ first)
 
-  --duration S        seconds per measured run (default 6)
+  --duration S        seconds per measured run (default 4)
+  --rounds N          interleaved rounds over all paths; each reports its median (default 3)
   --warmup S          seconds of warm-up before each measured run (default 1)
   --connections N     wrk connections at saturation (default 50)
   --rate R            fixed request rate (default 2000)
@@ -67,7 +69,8 @@ const log = (s: string) => process.stdout.write(`${s}\n`);
 
 const { values: opt } = parseArgs({
   options: {
-    duration: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     connections: { type: 'string', default: '50' },
     rate: { type: 'string', default: '2000' },
@@ -124,7 +127,16 @@ async function fixedRate(port: number): Promise<FixedRateResult> {
   return JSON.parse(p.stdout()) as FixedRateResult;
 }
 
-async function measure(ctx: BenchContext, id: SubjectId, label: string): Promise<SubjectResult> {
+interface Live {
+  result: SubjectResult;
+  run: Running;
+  saturations: NonNullable<SubjectResult['saturation']>[];
+  fixedRates: FixedRateResult[];
+  maxRss: number;
+}
+
+/** Starts one path and times it to ready; the idle RSS is read 1 s later. */
+async function startPath(ctx: BenchContext, id: SubjectId, label: string): Promise<Live | SubjectResult> {
   const result: SubjectResult = { id, label };
   if (id === 'originguard' && !existsSync(resolve(root, ctx.originguardCli))) {
     return { ...result, skipped: `${ctx.originguardCli} not found (npm run build makes it)` };
@@ -132,46 +144,111 @@ async function measure(ctx: BenchContext, id: SubjectId, label: string): Promise
   const t0 = performance.now();
   const run = await startSubject(ctx, id);
   try {
-    try {
-      const proxied = pollUntilResponse(run.port, '/', servesOrigin, t0, 10_000, run.proc);
-      const readyz =
-        run.adminPort === undefined
-          ? undefined
-          : pollUntil(run.adminPort, '/readyz', isOk, t0, 10_000, run.proc);
-      const first = await proxied;
+    const proxied = pollUntilResponse(run.port, '/', servesOrigin, t0, 10_000, run.proc);
+    const readyz =
+      run.adminPort === undefined
+        ? undefined
+        : pollUntil(run.adminPort, '/readyz', isOk, t0, 10_000, run.proc);
+    const first = await proxied;
+    if (run.proc) {
       result.readyMs = Math.round(first.ms * 10) / 10;
       result.readyAnsweredBy = { server: first.server, via: first.via };
-      if (readyz) result.readyzMs = Math.round((await readyz) * 10) / 10;
-    } catch (e) {
-      return { ...result, skipped: `did not start: ${(e as Error).message}` };
     }
-    const pid = run.proc?.pid;
-    await sleep(1000);
-    if (pid) result.idleRssMb = mb(groupRss(pid));
-
-    const durationS = Number(opt.duration);
-    const connections = Number(opt.connections);
-    await runWrk({ port: run.port, durationS: Number(opt.warmup), connections, cpu: LOAD_CPU });
-    const rss = pid ? sampleRss(pid) : undefined;
-    const cpu0 = pid ? groupCpuSeconds(pid) : 0;
-    const j0 = cpuJiffies();
-    const t1 = performance.now();
-    const wrk = await runWrk({ port: run.port, durationS, connections, cpu: LOAD_CPU });
-    const wall = (performance.now() - t1) / 1000;
-    const busy = cpuBusy(j0, cpuJiffies());
-    const proxyCores = pid ? Math.round(((groupCpuSeconds(pid) - cpu0) / wall) * 100) / 100 : 0;
-    if (rss) result.loadedRssMb = mb(rss());
-    result.saturation = { ...wrk, proxyCores, cpuBusy: busy };
-    await sleep(500);
-    result.fixedRate = await fixedRate(run.port);
-    if (!run.proc) {
-      delete result.readyMs;
-      delete result.readyAnsweredBy;
-    }
-    return result;
-  } finally {
+    if (readyz) result.readyzMs = Math.round((await readyz) * 10) / 10;
+  } catch (e) {
     if (run.proc) await stop(run.proc);
+    return { ...result, skipped: `did not start: ${(e as Error).message}` };
   }
+  await sleep(1000);
+  if (run.proc) result.idleRssMb = mb(groupRss(run.proc.pid));
+  return { result, run, saturations: [], fixedRates: [], maxRss: 0 };
+}
+
+async function saturate(l: Live, warmUp: boolean): Promise<void> {
+  const { port, proc } = l.run;
+  const exited = proc?.exitStatus();
+  if (exited !== undefined) throw new Error(`exited with ${exited}: ${proc?.output().slice(-2000)}`);
+  const connections = Number(opt.connections);
+  if (warmUp) await runWrk({ port, durationS: Number(opt.warmup), connections, cpu: LOAD_CPU });
+  const rss = proc ? sampleRss(proc.pid) : undefined;
+  const cpu0 = proc ? groupCpuSeconds(proc.pid) : 0;
+  const j0 = cpuJiffies();
+  const t1 = performance.now();
+  const wrk = await runWrk({ port, durationS: Number(opt.duration), connections, cpu: LOAD_CPU });
+  const wall = (performance.now() - t1) / 1000;
+  const busy = cpuBusy(j0, cpuJiffies());
+  const proxyCores = proc ? Math.round(((groupCpuSeconds(proc.pid) - cpu0) / wall) * 100) / 100 : 0;
+  if (rss) l.maxRss = Math.max(l.maxRss, rss());
+  l.saturations.push({ ...wrk, proxyCores, cpuBusy: busy });
+}
+
+/** The round with the median value (the lower middle one for an even count). */
+function median<T>(items: readonly T[], key: (t: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
+function finish(l: Live): SubjectResult {
+  const r = l.result;
+  const sat = median(l.saturations, (s) => s.requestsPerSec);
+  if (sat) r.saturation = sat;
+  const fr = median(l.fixedRates, (f) => f.serviceMs.p99);
+  if (fr) r.fixedRate = fr;
+  if (l.run.proc && l.maxRss > 0) r.loadedRssMb = mb(l.maxRss);
+  r.rounds = {
+    requestsPerSec: l.saturations.map((s) => s.requestsPerSec),
+    fixedRateP99Ms: l.fixedRates.map((f) => f.serviceMs.p99),
+  };
+  return r;
+}
+
+/**
+ * Starts every path, then loads them in interleaved rounds (A B C D, A B C D, ...) so that a
+ * change in background load hits all of them alike; each path reports its median round.
+ */
+async function measurePaths(ctx: BenchContext, only: ReadonlySet<string>): Promise<SubjectResult[]> {
+  const live: Live[] = [];
+  const done: SubjectResult[] = [];
+  const fail = (l: Live, e: unknown) => {
+    l.result.skipped = `failed: ${(e as Error).message}`;
+    live.splice(live.indexOf(l), 1);
+    done.push(l.result);
+    if (l.run.proc) void stop(l.run.proc);
+  };
+  for (const s of SUBJECTS.filter((x) => only.has(x.id))) {
+    log(`bench: start ${s.label}`);
+    let r: Live | SubjectResult;
+    try {
+      r = await startPath(ctx, s.id, s.label);
+    } catch (e) {
+      r = { id: s.id, label: s.label, skipped: `failed: ${(e as Error).message}` };
+    }
+    if ('run' in r) live.push(r);
+    else {
+      log(`bench:   skipped: ${r.skipped}`);
+      done.push(r);
+    }
+  }
+  const rounds = Number(opt.rounds);
+  for (let round = 0; round < rounds; round++) {
+    for (const l of [...live]) {
+      log(`bench: round ${round + 1}/${rounds}, ${l.result.label}: saturation, then ${opt.rate} req/s`);
+      try {
+        await saturate(l, round === 0);
+        await sleep(300);
+        l.fixedRates.push(await fixedRate(l.run.port));
+        await sleep(300);
+      } catch (e) {
+        fail(l, e);
+      }
+    }
+  }
+  for (const l of live) {
+    done.push(finish(l));
+    if (l.run.proc) await stop(l.run.proc);
+  }
+  const order = SUBJECTS.map((s) => s.id);
+  return done.sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
 }
 
 async function failureScenarios(ctx: BenchContext, ogSkipped: string | undefined): Promise<ScenarioResult[]> {
@@ -275,18 +352,7 @@ async function main(): Promise<number> {
   let failures: ScenarioResult[] = [];
   try {
     await startOrigin(ctx, opt.origin);
-    for (const s of SUBJECTS.filter((x) => only.has(x.id))) {
-      log(`bench: ${s.label}`);
-      let r: SubjectResult;
-      try {
-        r = await measure(ctx, s.id, s.label);
-      } catch (e) {
-        r = { id: s.id, label: s.label, skipped: `failed: ${(e as Error).message}` };
-      }
-      if (r.skipped) log(`bench:   skipped: ${r.skipped}`);
-      subjects.push(r);
-      await sleep(500);
-    }
+    subjects.push(...(await measurePaths(ctx, only)));
     if (!opt['no-failures']) {
       const og = subjects.find((s) => s.id === 'originguard');
       failures = await failureScenarios(ctx, og ? og.skipped : 'not selected (--only)');
@@ -314,6 +380,7 @@ async function main(): Promise<number> {
       origin: opt.origin,
       'originguard CLI': ctx.originguardCli,
       'duration s': Number(opt.duration),
+      rounds: Number(opt.rounds),
       'warm-up s': Number(opt.warmup),
       'wrk connections': Number(opt.connections),
       'fixed rate req/s': Number(opt.rate),

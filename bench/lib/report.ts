@@ -24,6 +24,8 @@ export interface SubjectResult {
     cpuBusy: number[];
   };
   fixedRate?: FixedRateResult;
+  /** Every round's value; saturation and fixedRate hold the median round. */
+  rounds?: { requestsPerSec: number[]; fixedRateP99Ms: number[] };
 }
 
 export interface Target {
@@ -48,8 +50,12 @@ export interface Results {
   warnings: string[];
 }
 
-const f = (v: number | undefined, digits = 2) =>
-  v === undefined || Number.isNaN(v) ? '–' : v.toFixed(digits).replace(/\.?0+$/, '') || '0';
+/** Fixed digits without trailing zeros after the decimal point (never strips an integer's zeros). */
+function f(v: number | undefined, digits = 2): string {
+  if (v === undefined || Number.isNaN(v)) return '–';
+  const text = v.toFixed(digits);
+  return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
+}
 const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${f(v, 3)} ms`);
 
 export function computeTargets(
@@ -177,6 +183,7 @@ function failureRows(failures: readonly ScenarioResult[]): string[][] {
   const head = [
     'originguard failure',
     'statuses',
+    'cause (Proxy-Status)',
     'time-to-531 first/p50/p99',
     'delta p50/p99',
     'delta over',
@@ -198,6 +205,15 @@ function failureRows(failures: readonly ScenarioResult[]): string[][] {
   return [head, ...rows];
 }
 
+function roundLines(subjects: readonly SubjectResult[]): string[] {
+  return subjects
+    .filter((s) => s.rounds && s.rounds.requestsPerSec.length > 1)
+    .map(
+      (s) =>
+        `${s.label}: req/s ${s.rounds?.requestsPerSec.join(' / ')}; 2k p99 ${s.rounds?.fixedRateP99Ms.map((v) => f(v, 3)).join(' / ')} ms`,
+    );
+}
+
 const verdict = (m: boolean | undefined) => (m === undefined ? 'not measured' : m ? 'met' : 'NOT MET');
 
 export function consoleReport(r: Results): string {
@@ -208,6 +224,7 @@ export function consoleReport(r: Results): string {
   return [
     '',
     table(subjectRows(r.subjects)),
+    ...roundLines(r.subjects).map((l) => `  rounds, ${l}`),
     ...(r.failures.length > 0 ? ['', table(failureRows(r.failures))] : []),
     '',
     table(targets),
@@ -253,6 +270,12 @@ Saturation: wrk, 1 thread, keep-alive. 2k: open-loop fixed rate; "corr." is meas
 Proxy CPU: cores the proxy used during saturation (1 = it had CPU 1 to itself; much less means something else ran there).
 
 ${mdTable(subjectRows(r.subjects))}
+
+Each path's value is its median round. All rounds:
+
+${roundLines(r.subjects)
+  .map((l) => `- ${l}`)
+  .join('\n')}
 
 ## originguard: time to 531
 

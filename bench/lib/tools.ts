@@ -36,12 +36,16 @@ export function ensureTools(names: readonly string[], install: boolean): Tool[] 
       );
     }
     process.stdout.write(`bench: installing ${pkgs.join(' ')} (${cmd})\n`);
-    // policy-rc.d-less systems would start nginx on :80 after install; keep it from starting.
     const r = spawnSync('sh', ['-c', cmd], {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', RUNLEVEL: '1' },
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
       timeout: 300_000,
     });
+    if (pkgs.some((p) => p.startsWith('nginx'))) {
+      process.stdout.write(
+        'bench: note: on a host with systemd, Debian may have started its own nginx service; the bench runs private instances and does not use it\n',
+      );
+    }
     missing = names.filter((n) => which(n) === undefined);
     if (r.status !== 0 || missing.length > 0)
       throw new Error(`could not install ${missing.join(', ')}: ${cmd}`);
