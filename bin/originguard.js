@@ -4,4 +4,4 @@
 import { existsSync } from 'node:fs';
 
 const bundle = new URL('../dist/originguard.mjs', import.meta.url);
-await import(existsSync(bundle) ? bundle.href : new URL('../src/cli.ts', import.meta.url).href);
+await import(existsSync(bundle) ? bundle.href : new URL('../src/main.ts', import.meta.url).href);
