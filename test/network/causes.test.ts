@@ -1,5 +1,6 @@
 // One test per failure cause, each produced for real on loopback: the sidecar
 // must answer the right status with the right RFC 9209 cause in Proxy-Status.
+import https from 'node:https';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFullAcceptQueue } from '../support/accept-queue.ts';
@@ -194,6 +195,29 @@ describe('TLS failures', () => {
     const r = await sc.get();
     expect(r.status).toBe(531);
     expect(proxyStatus(r)).toMatchObject({ error: 'tls_alert_received', 'alert-id': '40' });
+  });
+
+  it('answers 531 with tls_alert_received and alert-id 70 when the origin only speaks an old TLS version', async () => {
+    // A legacy TLS 1.1-only origin answers the sidecar's TLS 1.2+ hello with protocol_version (70).
+    const server = https.createServer(
+      {
+        cert: pki.good.cert,
+        key: pki.good.key,
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+        ciphers: 'DEFAULT@SECLEVEL=0',
+      },
+      (_req, res) => res.end('old'),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await using sc = await startSidecar(tlsUpstream((server.address() as { port: number }).port));
+      const r = await sc.get();
+      expect(r.status).toBe(531);
+      expect(proxyStatus(r)).toMatchObject({ error: 'tls_alert_received', 'alert-id': '70' });
+    } finally {
+      server.close();
+    }
   });
 
   it('answers 531 with tls_protocol_error when the origin speaks plain HTTP on a TLS upstream', async () => {
