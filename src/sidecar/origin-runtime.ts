@@ -18,8 +18,6 @@ import { OutlierDetector } from './outlier.ts';
 import type { Resolver } from './resolver.ts';
 import type { Routable } from './router.ts';
 
-type Pool = UndiciPool;
-
 export interface RuntimeDeps {
   readonly resolver: Resolver;
   readonly metrics: SidecarMetrics;
@@ -51,7 +49,7 @@ export class OriginRuntime implements Routable {
   readonly manifest: OriginManifest;
   readonly listen: { readonly port: number; readonly address: string };
   readonly hosts?: readonly string[];
-  readonly pool: Pool;
+  readonly pool: UndiciPool;
   readonly outlier: OutlierDetector;
   readonly errorOptions: Omit<ErrorResponseOptions, 'requestId'>;
   readonly responseTimeoutMs: number;
