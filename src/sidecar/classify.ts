@@ -4,8 +4,8 @@
 import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
 
-/** One failed attempt to reach one address (or to resolve one name). */
-export interface Attempt {
+/** What a raw error was classified as: the cause plus the RFC 9209 parameters that apply. */
+export interface Classified {
   readonly cause: Cause;
   readonly phase: Phase;
   /** Raw code seen: errno name (ECONNREFUSED), c-ares code (ENOTFOUND), OpenSSL or undici code. */
@@ -15,6 +15,10 @@ export interface Attempt {
   readonly rcode?: string;
   /** TLS alert number, for tls_alert_received. */
   readonly alertId?: number;
+}
+
+/** One failed attempt to reach one address (or to resolve one name). */
+export interface Attempt extends Classified {
   /** What was tried: an IP address, or a host name for DNS failures. */
   readonly address: string;
   readonly port: number;
@@ -25,13 +29,7 @@ export interface Attempt {
 }
 
 /** A classified failure of one proxied request. */
-export interface Failure {
-  readonly cause: Cause;
-  readonly phase: Phase;
-  readonly code: string;
-  readonly errno?: number;
-  readonly rcode?: string;
-  readonly alertId?: number;
+export interface Failure extends Classified {
   readonly address?: string;
   readonly attempts: readonly Attempt[];
   readonly elapsedMs: number;
@@ -124,10 +122,7 @@ function tlsCause(code: string, message: string): { cause: Cause; alertId?: numb
 }
 
 /** What one raw error means, given the phase the attempt was in when it failed. */
-export function classifyError(
-  err: RawError,
-  phase: Phase,
-): { cause: Cause; code: string; errno?: number; rcode?: string; alertId?: number } {
+export function classifyError(err: RawError, phase: Phase): Omit<Classified, 'phase'> {
   const code = codeOf(err);
   const errno = errnoOf(err);
   const base = errno === undefined ? { code } : { code, errno };

@@ -102,6 +102,25 @@ async function replaceFile(path: string, text: string): Promise<void> {
   await rename(`${path}.tmp`, path);
 }
 
+interface Standalone {
+  readonly p: Proc;
+  readonly listen: number;
+  readonly admin: number;
+  readonly path: string;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A sidecar process serving one Origin to `upstreamPort`, ready to take requests. */
+async function standalone(upstreamPort: number, extraArgs: string[] = []): Promise<Standalone> {
+  const listen = await freePort();
+  const admin = await freePort();
+  const { path, dir } = await tempConfig(originYaml(listen, upstreamPort));
+  const args = ['sidecar', '--config', path, '--admin-port', String(admin), '--admin-address', '127.0.0.1'];
+  const p = run([...args, ...extraArgs]);
+  await p.waitFor(/sidecar ready/);
+  return { p, listen, admin, path, [Symbol.asyncDispose]: () => rm(dir, { recursive: true }) };
+}
+
 describe('originguard sidecar (process)', () => {
   it('refuses an invalid file at start, naming each bad field, with a non-zero exit', async () => {
     const { path, dir } = await tempConfig(
@@ -133,95 +152,44 @@ describe('originguard sidecar (process)', () => {
   it('applies a valid change of the file live, without dropping a request in flight', async () => {
     await using a = await startHttpOrigin();
     await using b = await startHttpOrigin();
-    const listen = await freePort();
-    const admin = await freePort();
-    const { path, dir } = await tempConfig(originYaml(listen, a.port));
-    try {
-      const p = run([
-        'sidecar',
-        '--config',
-        path,
-        '--admin-port',
-        String(admin),
-        '--admin-address',
-        '127.0.0.1',
-      ]);
-      await p.waitFor(/sidecar ready/);
-      const inFlight = get(`http://127.0.0.1:${listen}/slow?delay=800`);
-      await new Promise((r) => setTimeout(r, 100));
-      await replaceFile(path, originYaml(listen, b.port));
-      await p.waitFor(/configuration change applied/);
-      const after = JSON.parse((await get(`http://127.0.0.1:${listen}/after`)).body) as EchoResponse;
-      expect(after.url).toBe('/after');
-      expect(b.requests.map((r) => r.url)).toContain('/after');
-      const slow = await inFlight;
-      expect(slow.status).toBe(200);
-      expect(a.requests.map((r) => r.url)).toContain('/slow?delay=800');
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    await using sc = await standalone(a.port);
+    const inFlight = get(`http://127.0.0.1:${sc.listen}/slow?delay=800`);
+    await new Promise((r) => setTimeout(r, 100));
+    await replaceFile(sc.path, originYaml(sc.listen, b.port));
+    await sc.p.waitFor(/configuration change applied/);
+    const after = JSON.parse((await get(`http://127.0.0.1:${sc.listen}/after`)).body) as EchoResponse;
+    expect(after.url).toBe('/after');
+    expect(b.requests.map((r) => r.url)).toContain('/after');
+    expect((await inFlight).status).toBe(200);
+    expect(a.requests.map((r) => r.url)).toContain('/slow?delay=800');
   });
 
   it('refuses an invalid change with the same messages and keeps serving the last good configuration', async () => {
     await using a = await startHttpOrigin();
-    const listen = await freePort();
-    const admin = await freePort();
-    const { path, dir } = await tempConfig(originYaml(listen, a.port));
-    try {
-      const p = run([
-        'sidecar',
-        '--config',
-        path,
-        '--admin-port',
-        String(admin),
-        '--admin-address',
-        '127.0.0.1',
-      ]);
-      await p.waitFor(/sidecar ready/);
-      await replaceFile(path, originYaml(listen, 70000));
-      const refused = await p.waitFor(/configuration change refused/);
-      expect(refused).toContain('spec.upstream.port: must be 1-65535, got 70000');
-      expect((await get(`http://127.0.0.1:${listen}/still`)).status).toBe(200);
-      const status = JSON.parse((await get(`http://127.0.0.1:${admin}/status`)).body) as {
-        configErrors: string[];
-      };
-      expect(status.configErrors.join()).toContain('spec.upstream.port');
-      const metrics = (await get(`http://127.0.0.1:${admin}/metrics`)).body;
-      expect(metrics).toContain('originguard_config_reloads_total{result="rejected"} 1');
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    await using sc = await standalone(a.port);
+    await replaceFile(sc.path, originYaml(sc.listen, 70000));
+    const refused = await sc.p.waitFor(/configuration change refused/);
+    expect(refused).toContain('spec.upstream.port: must be 1-65535, got 70000');
+    expect((await get(`http://127.0.0.1:${sc.listen}/still`)).status).toBe(200);
+    const status = JSON.parse((await get(`http://127.0.0.1:${sc.admin}/status`)).body) as {
+      configErrors: string[];
+    };
+    expect(status.configErrors.join()).toContain('spec.upstream.port');
+    const metrics = (await get(`http://127.0.0.1:${sc.admin}/metrics`)).body;
+    expect(metrics).toContain('originguard_config_reloads_total{result="rejected"} 1');
   });
 
   it('on SIGTERM stops accepting, finishes the request in flight, and exits 0', async () => {
     await using a = await startHttpOrigin();
-    const listen = await freePort();
-    const admin = await freePort();
-    const { path, dir } = await tempConfig(originYaml(listen, a.port));
-    try {
-      const p = run([
-        'sidecar',
-        '--config',
-        path,
-        '--admin-port',
-        String(admin),
-        '--admin-address',
-        '127.0.0.1',
-        '--drain-timeout',
-        '5s',
-      ]);
-      await p.waitFor(/sidecar ready/);
-      expect((await get(`http://127.0.0.1:${admin}/readyz`)).status).toBe(200);
-      const inFlight = get(`http://127.0.0.1:${listen}/slow?delay=700`);
-      await new Promise((r) => setTimeout(r, 150));
-      p.child.kill('SIGTERM');
-      await p.waitFor(/draining/);
-      await expect(request(`http://127.0.0.1:${listen}/new`, { reset: true })).rejects.toThrow();
-      expect((await inFlight).status).toBe(200);
-      expect(await p.exited).toBe(0);
-    } finally {
-      await rm(dir, { recursive: true });
-    }
+    await using sc = await standalone(a.port, ['--drain-timeout', '5s']);
+    expect((await get(`http://127.0.0.1:${sc.admin}/readyz`)).status).toBe(200);
+    const inFlight = get(`http://127.0.0.1:${sc.listen}/slow?delay=700`);
+    await new Promise((r) => setTimeout(r, 150));
+    sc.p.child.kill('SIGTERM');
+    await sc.p.waitFor(/draining/);
+    await expect(request(`http://127.0.0.1:${sc.listen}/new`, { reset: true })).rejects.toThrow();
+    expect((await inFlight).status).toBe(200);
+    expect(await sc.p.exited).toBe(0);
   });
 
   it('streams 512 MiB through while its memory grows by far less than the body (no whole-body buffering)', async () => {
