@@ -177,6 +177,7 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
     proto: 'encrypted' in req.socket ? 'https' : 'http',
     ...(runtime.hostOverride === undefined ? {} : { hostOverride: runtime.hostOverride }),
     cdnId: runtime.cdnId,
+    defaultHost: runtime.defaultHost,
     via: env.via,
   });
   if (fwd.loop) {

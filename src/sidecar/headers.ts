@@ -30,6 +30,8 @@ export interface ForwardContext {
   readonly proto: 'http' | 'https';
   /** Host header to send instead of the client's (spec.upstream.hostHeader). */
   readonly hostOverride?: string;
+  /** Host header to send when the client sent none (HTTP/1.0). */
+  readonly defaultHost: string;
   /** This Origin's CDN-Loop identifier: seeing it again means the request loops. */
   readonly cdnId: string;
   readonly via: string;
@@ -96,8 +98,7 @@ function collect(raw: readonly string[]): Collected {
 export function forwardRequestHeaders(raw: readonly string[], ctx: ForwardContext): ForwardHeaders {
   const c = collect(raw);
   const out = c.rest;
-  const upstreamHost = ctx.hostOverride ?? c.host;
-  if (upstreamHost !== undefined) out.push('host', upstreamHost);
+  out.push('host', ctx.hostOverride ?? c.host ?? ctx.defaultHost);
   out.push('x-forwarded-for', join(c.xff, ctx.clientAddress));
   out.push('x-forwarded-proto', c.xfp ?? ctx.proto);
   const xfh = c.xfh ?? c.host;

@@ -54,6 +54,7 @@ export class OriginRuntime implements Routable {
   readonly errorOptions: Omit<ErrorResponseOptions, 'requestId'>;
   readonly responseTimeoutMs: number;
   readonly hostOverride: string | undefined;
+  readonly defaultHost: string;
   readonly cdnId: string;
   readonly health: OriginHealth;
   readonly metrics: OriginMetrics;
@@ -70,7 +71,9 @@ export class OriginRuntime implements Routable {
     this.health = deps.health;
     this.health.generation = manifest.metadata.generation;
     this.metrics = new OriginMetrics(deps.metrics, this.key);
+    // A client without Host (HTTP/1.0) gets the origin's own name, never undici's nominal one.
     this.hostOverride = spec.upstream.hostHeader;
+    this.defaultHost = `${spec.upstream.host.includes(':') ? `[${spec.upstream.host}]` : spec.upstream.host}:${spec.upstream.port}`;
     // Loop detection must recognise every sidecar of this Origin, and only those.
     this.cdnId = `originguard-${createHash('sha256').update(this.key).digest('hex').slice(0, 12)}`;
     this.responseTimeoutMs = parseDuration(spec.timeouts.response);

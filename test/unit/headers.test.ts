@@ -6,6 +6,7 @@ const ctx = {
   proto: 'http' as const,
   cdnId: 'originguard-abc',
   via: '1.1 originguard',
+  defaultHost: 'origin.internal:8081',
 };
 const pairs = (flat: string[]) => {
   const out: [string, string][] = [];
@@ -59,6 +60,12 @@ describe('request headers to the origin', () => {
     );
     expect(h.get('host')).toBe('origin.internal');
     expect(h.get('x-forwarded-host')).toBe('www.example.re');
+  });
+
+  it("sends the origin's own host:port when the client sent no Host (HTTP/1.0)", () => {
+    const h = new Map(pairs(forwardRequestHeaders(['Accept', '*/*'], ctx).headers));
+    expect(h.get('host')).toBe('origin.internal:8081');
+    expect(h.has('x-forwarded-host')).toBe(false);
   });
 
   it('detects a loop when CDN-Loop already names this Origin', () => {
