@@ -40,9 +40,9 @@ describe('connection failures answer 531 with the precise cause', () => {
     const r = await sc.get();
     expect(r.status).toBe(531);
     expect(proxyStatus(r).error).toBe('connection_timeout');
-    // Exact timer: the answer comes right after 300 ms, not on undici's 1 s tick.
+    // Exact timer: the answer comes right after 300 ms, not on undici's ~1 s tick (slack for loaded CI).
     expect(r.ms).toBeGreaterThanOrEqual(295);
-    expect(r.ms).toBeLessThan(400);
+    expect(r.ms).toBeLessThan(450);
   });
 
   it('answers 531 with connection_terminated when the origin resets the connection during connect', async () => {
@@ -127,7 +127,7 @@ describe('DNS failures keep their rcode', () => {
     expect(r.status).toBe(531);
     expect(proxyStatus(r).error).toBe('dns_timeout');
     expect(r.ms).toBeGreaterThanOrEqual(295);
-    expect(r.ms).toBeLessThan(400);
+    expect(r.ms).toBeLessThan(450);
   });
 
   it('answers 537 for a DNS failure under the Edgio status profile', async () => {
@@ -240,7 +240,7 @@ describe('failures after the request was sent answer 536', () => {
     expect(r.status).toBe(536);
     expect(r.headers['proxy-status']).toContain('error=http_response_timeout');
     expect(r.ms).toBeGreaterThanOrEqual(395);
-    expect(r.ms).toBeLessThan(500);
+    expect(r.ms).toBeLessThan(550);
   });
 
   it('answers 536 with connection_terminated when the origin resets after the request', async () => {
