@@ -49,15 +49,12 @@ class AttemptTimeout extends Error {
   }
 }
 
-/** Socket that carries which target and address it reached, for logs and Proxy-Status. */
-export type UpstreamSocket = net.Socket & { originguardTarget?: number; originguardAddress?: string };
-
 /** Opens one connection to one address, TLS included, within `timeoutMs`. */
 function connectOnce(
   address: ResolvedAddress,
   target: ConnectTarget,
   timeoutMs: number,
-): Promise<UpstreamSocket> {
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let phase: Phase = 'connect';
     let done = false;
@@ -174,7 +171,7 @@ async function addressesOf(
 }
 
 /** Tries every address of every target in order; resolves with the first socket or the classified failure. */
-export async function connectUpstream(options: ConnectorOptions): Promise<UpstreamSocket> {
+export async function connectUpstream(options: ConnectorOptions): Promise<net.Socket> {
   const started = performance.now();
   const attempts: Attempt[] = [];
   for (const [index, target] of options.targets.entries()) {
@@ -183,8 +180,6 @@ export async function connectUpstream(options: ConnectorOptions): Promise<Upstre
         const attemptStarted = performance.now();
         try {
           const socket = await connectOnce(address, target, options.connectTimeoutMs);
-          socket.originguardTarget = index;
-          socket.originguardAddress = address.address;
           options.onConnected?.(performance.now() - attemptStarted, index);
           return socket;
         } catch (err) {

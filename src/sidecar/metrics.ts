@@ -92,8 +92,4 @@ export class OriginMetrics {
   setEjected(ejected: boolean): void {
     this.#metrics.ejected.labels(this.#origin).set(ejected ? 1 : 0);
   }
-
-  setReachable(reachable: boolean): void {
-    this.#metrics.reachable.labels(this.#origin).set(reachable ? 1 : 0);
-  }
 }

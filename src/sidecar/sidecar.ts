@@ -47,10 +47,6 @@ export class Sidecar {
     return [...this.#runtimes.values()].map((r) => r.health.snapshot());
   }
 
-  healthOf(key: string): OriginHealth | undefined {
-    return this.#health.get(key);
-  }
-
   #healthFor(key: string): OriginHealth {
     let h = this.#health.get(key);
     if (h === undefined) {
