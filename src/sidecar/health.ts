@@ -3,24 +3,19 @@
 // by Origin), feeds the admin /status endpoint, and is what an OriginReport
 // publishes. State changes are emitted; per-request updates are only counters.
 import { EventEmitter } from 'node:events';
-import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
+import { CAUSES, type Cause } from '../api/causes.ts';
+import type { FailureDetail } from '../api/report.ts';
 import type { Failure } from './classify.ts';
 
 export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
 
-export interface LastFailure {
-  readonly cause: Cause;
-  readonly phase: Phase;
-  readonly statusCode: number;
-  readonly code: string;
-  readonly errno?: number;
-  readonly rcode?: string;
-  readonly alertId?: number;
-  readonly address?: string;
-  readonly attempts: number;
-  readonly elapsedMs: number;
-  readonly hint: string;
-  readonly time: string;
+/** The last failure, in the shape an OriginReport carries it. */
+export type LastFailure = FailureDetail;
+
+/** host:port as the report schema wants it (IPv6 in brackets); a name alone for DNS failures. */
+function hostPort(address: string, port: number | undefined): string {
+  if (port === undefined) return address;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 export interface HealthSnapshot {
@@ -83,15 +78,15 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
     // A fast-failed request counts under the cause that got the origin ejected.
     const counted = failure.underlying ?? failure;
     this.#byCause[counted.cause] = (this.#byCause[counted.cause] ?? 0) + 1;
+    const attempt = counted.attempts.find((a) => a.address === counted.address);
     this.#last = {
       cause: counted.cause,
       phase: counted.phase,
       statusCode,
-      code: counted.code,
-      ...(counted.errno === undefined ? {} : { errno: counted.errno }),
+      errno: counted.code,
       ...(counted.rcode === undefined ? {} : { rcode: counted.rcode }),
       ...(counted.alertId === undefined ? {} : { alertId: counted.alertId }),
-      ...(counted.address === undefined ? {} : { address: counted.address }),
+      ...(counted.address === undefined ? {} : { address: hostPort(counted.address, attempt?.port) }),
       attempts: counted.attempts.length,
       elapsedMs: Math.round(counted.elapsedMs),
       hint: CAUSES[counted.cause].hint,
