@@ -315,20 +315,31 @@ export const REPORT_PRINTER_COLUMNS: PrinterColumn[] = [
   },
 ];
 
-export function originCRD(): CustomResourceDefinition {
+/** The parts in which the two CRDs differ; the rest is shared. */
+type CrdVersion = CustomResourceDefinition['spec']['versions'][number];
+
+interface CrdShape {
+  readonly kind: string;
+  readonly plural: string;
+  readonly shortName: string;
+  readonly openAPIV3Schema: JSONSchemaProps;
+  readonly version: Omit<CrdVersion, 'name' | 'served' | 'storage' | 'schema'>;
+}
+
+function crd(shape: CrdShape): CustomResourceDefinition {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: `origins.${GROUP}`, labels: LABELS },
+    metadata: { name: `${shape.plural}.${GROUP}`, labels: LABELS },
     spec: {
       group: GROUP,
       scope: 'Namespaced',
       names: {
-        kind: 'Origin',
-        listKind: 'OriginList',
-        plural: 'origins',
-        singular: 'origin',
-        shortNames: ['og'],
+        kind: shape.kind,
+        listKind: `${shape.kind}List`,
+        plural: shape.plural,
+        singular: shape.kind.toLowerCase(),
+        shortNames: [shape.shortName],
         categories: [CATEGORY],
       },
       versions: [
@@ -336,56 +347,44 @@ export function originCRD(): CustomResourceDefinition {
           name: VERSION,
           served: true,
           storage: true,
-          schema: {
-            openAPIV3Schema: resourceSchema(
-              'An upstream origin and the pods that serve edge traffic for it. The operator injects the originguard sidecar into those pods; the sidecar forwards to the origin and answers 531/536 with the precise cause when it cannot, and status shows that cause.',
-              { spec: toStructural(OriginSpec, 'spec'), status: toStructural(OriginStatus, 'status') },
-              ['spec'],
-            ),
-          },
-          subresources: { status: {} },
-          additionalPrinterColumns: ORIGIN_PRINTER_COLUMNS,
+          schema: { openAPIV3Schema: shape.openAPIV3Schema },
+          ...shape.version,
         },
       ],
     },
   };
 }
 
+export function originCRD(): CustomResourceDefinition {
+  return crd({
+    kind: 'Origin',
+    plural: 'origins',
+    shortName: 'og',
+    openAPIV3Schema: resourceSchema(
+      'An upstream origin and the pods that serve edge traffic for it. The operator injects the originguard sidecar into those pods; the sidecar forwards to the origin and answers 531/536 with the precise cause when it cannot, and status shows that cause.',
+      { spec: toStructural(OriginSpec, 'spec'), status: toStructural(OriginStatus, 'status') },
+      ['spec'],
+    ),
+    version: { subresources: { status: {} }, additionalPrinterColumns: ORIGIN_PRINTER_COLUMNS },
+  });
+}
+
 export function originReportCRD(): CustomResourceDefinition {
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `originreports.${GROUP}`, labels: LABELS },
-    spec: {
-      group: GROUP,
-      scope: 'Namespaced',
-      names: {
-        kind: REPORT_KIND,
-        listKind: `${REPORT_KIND}List`,
-        plural: 'originreports',
-        singular: 'originreport',
-        shortNames: ['ogr'],
-        categories: [CATEGORY],
-      },
-      versions: [
-        {
-          name: VERSION,
-          served: true,
-          storage: true,
-          schema: {
-            openAPIV3Schema: resourceSchema(
-              "What one pod's sidecar observes about one Origin. Written by that sidecar, owned by its pod, read by the operator to compute the Origin's status. No status subresource: the sidecar writes the whole report in one server-side apply.",
-              { status: toStructural(OriginReportStatus, 'status') },
-              ['status'],
-            ),
-          },
-          additionalPrinterColumns: REPORT_PRINTER_COLUMNS,
-          // Exact lookups by field, where the labels hold shortened names.
-          selectableFields: [{ jsonPath: '.status.originName' }, { jsonPath: '.status.podName' }],
-        },
-      ],
+  return crd({
+    kind: REPORT_KIND,
+    plural: 'originreports',
+    shortName: 'ogr',
+    openAPIV3Schema: resourceSchema(
+      "What one pod's sidecar observes about one Origin. Written by that sidecar, owned by its pod, read by the operator to compute the Origin's status. No status subresource: the sidecar writes the whole report in one server-side apply.",
+      { status: toStructural(OriginReportStatus, 'status') },
+      ['status'],
+    ),
+    version: {
+      additionalPrinterColumns: REPORT_PRINTER_COLUMNS,
+      // Exact lookups by field, where the labels hold shortened names.
+      selectableFields: [{ jsonPath: '.status.originName' }, { jsonPath: '.status.podName' }],
     },
-  };
+  });
 }
 
 /** Every CRD with the file it lives in under crds/. */
