@@ -26,6 +26,22 @@ const refused: Failure = {
   ],
   elapsedMs: 0.6,
 };
+const dns: Failure = {
+  cause: 'dns_error',
+  phase: 'dns',
+  code: 'ENOTFOUND',
+  rcode: 'NXDOMAIN',
+  attempts: [],
+  elapsedMs: 1,
+};
+const tls: Failure = {
+  cause: 'tls_alert_received',
+  phase: 'tls',
+  code: 'ERR_SSL',
+  alertId: 70,
+  attempts: [],
+  elapsedMs: 1,
+};
 const opts = {
   profile: 'Uniform' as const,
   retryAfterSeconds: 5,
@@ -78,22 +94,6 @@ describe('error response', () => {
   });
 
   it('carries the DNS rcode and the TLS alert id as RFC 9209 parameters', () => {
-    const dns: Failure = {
-      cause: 'dns_error',
-      phase: 'dns',
-      code: 'ENOTFOUND',
-      rcode: 'NXDOMAIN',
-      attempts: [],
-      elapsedMs: 1,
-    };
-    const tls: Failure = {
-      cause: 'tls_alert_received',
-      phase: 'tls',
-      code: 'ERR_SSL',
-      alertId: 70,
-      attempts: [],
-      elapsedMs: 1,
-    };
     expect(
       parseList(buildErrorResponse(dns, '', opts).headers['proxy-status'] as string)[0]?.[1].get('rcode'),
     ).toBe('NXDOMAIN');
@@ -103,15 +103,8 @@ describe('error response', () => {
   });
 
   it('uses 537 and 533 under the Edgio profile', () => {
-    const dns: Failure = {
-      cause: 'dns_error',
-      phase: 'dns',
-      code: 'ENOTFOUND',
-      rcode: 'NXDOMAIN',
-      attempts: [],
-      elapsedMs: 1,
-    };
     expect(buildErrorResponse(dns, '', { ...opts, profile: 'Edgio' }).statusCode).toBe(537);
+    expect(buildErrorResponse(tls, '', { ...opts, profile: 'Edgio' }).statusCode).toBe(533);
   });
 
   it('emits a Proxy-Status that parses as an RFC 8941 list for every cause and any details (property)', () => {
