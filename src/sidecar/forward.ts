@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Phase } from '../api/causes.ts';
-import { classifyError, type Failure, isConnectPhase, type RawError, statusFor } from './classify.ts';
+import { classifyError, type Failure, isConnectPhase, type RawError } from './classify.ts';
 import { UpstreamConnectError } from './connector.ts';
 import { buildErrorResponse } from './error-response.ts';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers.ts';
@@ -317,12 +317,16 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       if (this.#runtime.outlier.onConnectFailure(this.#trial)) this.#setEjected(true);
     }
     const rt = this.#runtime;
-    const statusCode = this.#res.headersSent
-      ? statusFor(failure, rt.errorOptions.profile)
-      : sendFailure(this.#res, this.#req, rt, failure, this.#requestId);
-    if (this.#res.headersSent && this.#phase === 'response') this.#res.destroy();
-    else rt.metrics.answered(statusCode);
-    rt.metrics.requestDuration.observe((performance.now() - this.#started) / 1000);
+    let statusCode: number;
+    if (this.#res.headersSent) {
+      // The origin's status line is already out (and counted): all we can do is cut the body.
+      statusCode = this.#res.statusCode;
+      this.#res.destroy();
+    } else {
+      statusCode = sendFailure(this.#res, this.#req, rt, failure, this.#requestId);
+      rt.metrics.answered(statusCode);
+      rt.metrics.requestDuration.observe((performance.now() - this.#started) / 1000);
+    }
     rt.metrics.failed(failure.cause, failure.phase);
     rt.health.onFailure(failure, statusCode, connectPhase);
     this.#env.logFailure(
