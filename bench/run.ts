@@ -56,7 +56,7 @@ const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ f
   --only LIST         comma list of: direct,nginx,fastify-http-proxy,originguard (default all)
   --no-failures       skip originguard's time-to-531 scenarios
   --origin KIND       nginx (default) or node
-  --originguard-cli P the built originguard CLI (default: dist/originguard.mjs, else dist/cli.js)
+  --originguard-cli P the built originguard CLI (default: dist/originguard.mjs)
   --no-install        do not apt-get install missing nginx/wrk, only say how
   --out DIR           results directory (default bench/results)
 `;
@@ -277,7 +277,7 @@ async function failureScenarios(ctx: BenchContext, ogSkipped: string | undefined
 function originguardCli(): string {
   if (opt['originguard-cli']) return opt['originguard-cli'];
   return (
-    ['dist/originguard.mjs', 'dist/cli.js'].find((p) => existsSync(resolve(root, p))) ??
+    ['dist/originguard.mjs'].find((p) => existsSync(resolve(root, p))) ??
     'dist/originguard.mjs'
   );
 }
