@@ -276,10 +276,7 @@ async function failureScenarios(ctx: BenchContext, ogSkipped: string | undefined
 /** The built CLI: the esbuild bundle if there is one, else tsc's output. */
 function originguardCli(): string {
   if (opt['originguard-cli']) return opt['originguard-cli'];
-  return (
-    ['dist/originguard.mjs'].find((p) => existsSync(resolve(root, p))) ??
-    'dist/originguard.mjs'
-  );
+  return ['dist/originguard.mjs'].find((p) => existsSync(resolve(root, p))) ?? 'dist/originguard.mjs';
 }
 
 function git(): { commit: string; dirty: boolean } {
