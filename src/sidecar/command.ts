@@ -2,7 +2,7 @@
 // from --config and watches the file.
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { parseDuration } from '../api/origin.ts';
+import { durationMs, portNumber, positiveInt, UsageError, withEnv } from '../flags.ts';
 import { createAdminServer } from './admin.ts';
 import { loadConfigFile, watchConfigFile } from './config-file.ts';
 import { SidecarMetrics } from './metrics.ts';
@@ -47,42 +47,11 @@ type Flags = {
   [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean;
 };
 
-/** Flags win over ORIGINGUARD_* environment variables, which win over defaults. */
-function withEnv(argv: string[]): string[] {
-  const out = [...argv];
-  for (const name of Object.keys(OPTIONS)) {
-    const env = process.env[`ORIGINGUARD_${name.toUpperCase().replaceAll('-', '_')}`];
-    if (
-      env !== undefined &&
-      env !== '' &&
-      !argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`))
-    ) {
-      for (const v of name === 'dns-server' ? env.split(',') : [env]) out.push(`--${name}`, v);
-    }
-  }
-  return out;
-}
-
-function positiveInt(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new UsageError(`--${name}: must be a positive integer, got "${value}"`);
-  return n;
-}
-
-function durationMs(name: string, value: string): number {
-  const ms = parseDuration(value);
-  if (Number.isNaN(ms))
-    throw new UsageError(`--${name}: must be a duration such as 500ms, 10s or 5m, got "${value}"`);
-  return ms;
-}
-
-class UsageError extends Error {}
-
 export async function runSidecarCommand(argv: string[]): Promise<number> {
   let flags: Flags;
   try {
-    flags = parseArgs({ args: withEnv(argv), options: OPTIONS, allowPositionals: false }).values as Flags;
+    flags = parseArgs({ args: withEnv(argv, OPTIONS), options: OPTIONS, allowPositionals: false })
+      .values as Flags;
   } catch (err) {
     process.stderr.write(`originguard sidecar: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -201,12 +170,8 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
 }
 
 function readSettings(flags: Flags) {
-  const adminPort = Number(flags['admin-port']);
-  if (!Number.isInteger(adminPort) || adminPort < 0 || adminPort > 65535) {
-    throw new UsageError(`--admin-port: must be 0-65535, got "${String(flags['admin-port'])}"`);
-  }
   return {
-    adminPort,
+    adminPort: portNumber('admin-port', flags['admin-port'] as string),
     adminAddress: flags['admin-address'] as string,
     dnsServers: (flags['dns-server'] as string[] | undefined) ?? [],
     drainMs: durationMs('drain-timeout', flags['drain-timeout'] as string),

@@ -1,0 +1,232 @@
+// A thin client for the Kubernetes REST API: paths, JSON, server-side apply and
+// watch streams. Credentials, TLS and kubeconfig/in-cluster loading come from
+// @kubernetes/client-node's KubeConfig; requests go through undici with the
+// dispatcher it configures. Controllers need a handful of verbs on a few
+// resources, so one generic client reads better than the generated per-group APIs.
+import { type HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import { fetch } from 'undici';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  generateName?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+}
+
+/** Any Kubernetes object: what the controllers need to key, compare and route it. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+}
+
+/** An error answer from the API server, or a failure to reach it. `status` 0 means no answer. */
+export class KubeApiError extends Error {
+  readonly code = 'KUBE_API_ERROR';
+  readonly method: string;
+  readonly path: string;
+  /** HTTP status; 0 when the API server could not be reached. */
+  readonly status: number;
+  /** metav1.Status reason, e.g. NotFound, Conflict, Forbidden, Invalid. */
+  readonly reason: string;
+
+  constructor(method: string, path: string, status: number, reason: string, message: string) {
+    super(`${method} ${path}: ${status === 0 ? '' : `${status} `}${message}`);
+    this.name = 'KubeApiError';
+    this.method = method;
+    this.path = path;
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status === 404;
+export const isConflict = (err: unknown) => err instanceof KubeApiError && err.status === 409;
+
+export interface ResourceRef {
+  /** '' for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  namespace?: string | undefined;
+  name?: string | undefined;
+  subresource?: string | undefined;
+}
+
+/** The REST path of a resource collection, object or subresource. */
+export function resourcePath(r: ResourceRef): string {
+  const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+  const ns = r.namespace === undefined ? '' : `/namespaces/${encodeURIComponent(r.namespace)}`;
+  const name = r.name === undefined ? '' : `/${encodeURIComponent(r.name)}`;
+  const sub = r.subresource === undefined ? '' : `/${r.subresource}`;
+  return `${base}${ns}/${r.plural}${name}${sub}`;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface KubeConfigSource {
+  /** Path of a kubeconfig; else KUBECONFIG, ~/.kube/config or the in-cluster service account. */
+  kubeconfig?: string | undefined;
+}
+
+export function loadKubeConfig(source: KubeConfigSource = {}): KubeConfig {
+  const kc = new KubeConfig();
+  if (source.kubeconfig !== undefined) kc.loadFromFile(source.kubeconfig);
+  else kc.loadFromDefault();
+  if (kc.getCurrentCluster() === null) {
+    throw new Error('no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod');
+  }
+  return kc;
+}
+
+export class KubeClient {
+  readonly server: string;
+  readonly config: KubeConfig;
+  private readonly defaultTimeoutMs: number;
+
+  constructor(config: KubeConfig, defaultTimeoutMs = 30_000) {
+    this.config = config;
+    this.defaultTimeoutMs = defaultTimeoutMs;
+    const cluster = config.getCurrentCluster();
+    if (cluster === null) throw new Error('kubeconfig has no current cluster');
+    this.server = cluster.server.replace(/\/$/, '');
+  }
+
+  /** Sends a request and returns the raw response (for watch streams). Throws KubeApiError on failure. */
+  async send(method: string, path: string, opts: RequestOptions = {}) {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    const ctx = new RequestContext(url.toString(), method as HttpMethod);
+    await this.config.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] = opts.contentType ?? 'application/json';
+    }
+    const signals = [
+      opts.signal,
+      opts.timeoutMs === 0 ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.defaultTimeoutMs),
+    ];
+    try {
+      const dispatcher = ctx.getDispatcher();
+      const res = await fetch(url, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        ...(dispatcher === undefined ? {} : { dispatcher }),
+        signal: AbortSignal.any(signals.filter((s) => s !== undefined)),
+      });
+      if (res.status >= 400) throw await apiError(method, path, res);
+      return res;
+    } catch (err) {
+      if (err instanceof KubeApiError) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new KubeApiError(method, path, 0, 'Unreachable', `cannot reach the API server: ${detail}`);
+    }
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, opts);
+    const text = await res.text();
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** GET an object; undefined when it does not exist. */
+  async get<T>(path: string): Promise<T | undefined> {
+    try {
+      return await this.request<T>('GET', path);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Lists a collection, following `continue` pages. */
+  async list<T>(path: string, query: Query = {}, pageSize = 500): Promise<ListResult<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await this.request<{
+        items: T[];
+        metadata: { resourceVersion: string; continue?: string };
+      }>('GET', path, { query: { ...query, limit: pageSize, continue: cont } });
+      items.push(...page.items);
+      resourceVersion = page.metadata.resourceVersion;
+      cont = page.metadata.continue || undefined;
+    } while (cont !== undefined);
+    return { items, resourceVersion };
+  }
+
+  /** Server-side apply (JSON is YAML, so the body goes as is). */
+  apply<T>(path: string, body: unknown, fieldManager: string, force = true): Promise<T> {
+    return this.request<T>('PATCH', path, {
+      body,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager, force, fieldValidation: 'Strict' },
+    });
+  }
+
+  create<T>(path: string, body: unknown, fieldManager?: string): Promise<T> {
+    return this.request<T>('POST', path, { body, query: { fieldManager } });
+  }
+
+  /** PUT: optimistic concurrency through metadata.resourceVersion in `body`. */
+  replace<T>(path: string, body: unknown, fieldManager?: string): Promise<T> {
+    return this.request<T>('PUT', path, { body, query: { fieldManager } });
+  }
+
+  patch<T>(path: string, body: unknown, type: 'json' | 'merge', fieldManager?: string): Promise<T> {
+    const contentType = type === 'json' ? 'application/json-patch+json' : 'application/merge-patch+json';
+    return this.request<T>('PATCH', path, { body, contentType, query: { fieldManager } });
+  }
+
+  /** DELETE; true if it existed. */
+  async delete(path: string, query: Query = {}): Promise<boolean> {
+    try {
+      await this.request('DELETE', path, { query });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+}
+
+async function apiError(method: string, path: string, res: Response | Awaited<ReturnType<typeof fetch>>) {
+  const text = await res.text().catch(() => '');
+  let reason = res.statusText;
+  let message = text.slice(0, 2000) || res.statusText;
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string };
+    reason = status.reason ?? reason;
+    message = status.message ?? message;
+  } catch {
+    // Not a metav1.Status: keep the raw text.
+  }
+  return new KubeApiError(method, path, res.status, reason, message);
+}

@@ -1,0 +1,246 @@
+// The thin Kubernetes layer against the real API server: the informer keeps its
+// cache right through a watch that stalls silently (a proxy freezes it
+// mid-stream) and through a broken connection; leader election hands the Lease
+// over when the leader stops, at once when it releases it and within the lease
+// duration when it just disappears.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { KubeClient, loadKubeConfig } from '../../src/kube/client.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { LeaderElector } from '../../src/kube/leader-election.ts';
+import { kubeconfigPath, kubectlOk, useNamespace, waitFor } from './fixtures.ts';
+
+const logger = pino({ level: process.env.ORIGINGUARD_TEST_LOG ?? 'silent' });
+
+/** A TCP proxy to the API server whose open connections can be frozen (bytes stop, sockets stay open) or cut. */
+class FreezableProxy {
+  private readonly pairs: [Socket, Socket][] = [];
+  private server: Server | undefined;
+  port = 0;
+
+  async start(target: URL): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = connect(Number(target.port), target.hostname);
+      client.pipe(upstream).pipe(client);
+      const swallow = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', swallow);
+      upstream.on('error', swallow);
+      this.pairs.push([client, upstream]);
+    });
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server?.address() as { port: number }).port;
+  }
+
+  /** Stops every open connection from passing bytes, without closing it: a silent stall. */
+  freeze(): number {
+    const n = this.pairs.length;
+    for (const [a, b] of this.pairs.splice(0)) {
+      a.unpipe();
+      b.unpipe();
+      a.pause();
+      b.pause();
+    }
+    return n;
+  }
+
+  /** Resets every open connection. */
+  cut(): void {
+    for (const [a, b] of this.pairs.splice(0)) {
+      a.resetAndDestroy();
+      b.destroy();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.freeze();
+    await new Promise((r) => this.server?.close(r));
+    this.server?.closeAllConnections?.();
+  }
+}
+
+function clientThrough(port?: number): KubeClient {
+  if (port === undefined) return new KubeClient(loadKubeConfig({ kubeconfig: kubeconfigPath() }));
+  const config = parse(readFileSync(kubeconfigPath(), 'utf8')) as {
+    clusters: { cluster: { server: string } }[];
+  };
+  for (const c of config.clusters) c.cluster.server = c.cluster.server.replace(/:\d+$/, `:${port}`);
+  const file = join(tmpdir(), `og-proxy-kubeconfig-${port}.yaml`);
+  writeFileSync(file, stringify(config), { mode: 0o600 });
+  return new KubeClient(loadKubeConfig({ kubeconfig: file }));
+}
+
+type ConfigMap = {
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  data?: Record<string, string>;
+};
+
+describe('informer', () => {
+  const ns = useNamespace('informer');
+  const proxy = new FreezableProxy();
+
+  beforeAll(async () => {
+    await proxy.start(new URL(clientThrough().server));
+  });
+  afterAll(() => proxy.stop());
+
+  function configMapInformer(namespace: string, restarts: string[]) {
+    return new Informer<ConfigMap>(clientThrough(proxy.port), {
+      name: 'configmaps',
+      paths: [`/api/v1/namespaces/${namespace}/configmaps`],
+      stallTimeoutMs: 1500,
+      logger,
+      onRestart: (reason) => restarts.push(reason),
+    });
+  }
+
+  /** Waits until the informer's watch is live: it sees an object created after the list. */
+  async function watching(informer: Informer<ConfigMap>, name: string): Promise<void> {
+    await kubectlOk(['create', 'configmap', name], { namespace: ns() });
+    await waitFor(async () => informer.get(`${ns()}/${name}`) !== undefined, {
+      timeoutMs: 10_000,
+      what: `the watch to deliver ${name}`,
+    });
+  }
+
+  it('lists, then delivers adds, updates and deletes from the watch', async () => {
+    await kubectlOk(['create', 'configmap', 'first', '--from-literal=a=1'], { namespace: ns() });
+    const seen: string[] = [];
+    const informer = configMapInformer(ns(), []);
+    informer.on('add', (o) => seen.push(`add ${o.metadata.name}`));
+    informer.on('update', (o) => seen.push(`update ${o.metadata.name}`));
+    informer.on('delete', (o) => seen.push(`delete ${o.metadata.name}`));
+    informer.start();
+    try {
+      await informer.waitForSync();
+      expect(informer.get(`${ns()}/first`)?.data).toEqual({ a: '1' });
+      await kubectlOk(['create', 'configmap', 'second'], { namespace: ns() });
+      await kubectlOk(['patch', 'configmap', 'first', '-p', '{"data":{"a":"2"}}'], { namespace: ns() });
+      await kubectlOk(['delete', 'configmap', 'second'], { namespace: ns() });
+      await waitFor(async () => seen.includes('delete second'), {
+        timeoutMs: 10_000,
+        what: 'the delete event',
+      });
+      expect(seen.filter((s) => !s.includes('kube-root-ca'))).toEqual([
+        'add first',
+        'add second',
+        'update first',
+        'delete second',
+      ]);
+      expect(informer.get(`${ns()}/first`)?.data).toEqual({ a: '2' });
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('restarts a watch that stalls silently and catches up on what it missed', async () => {
+    const restarts: string[] = [];
+    const informer = configMapInformer(ns(), restarts);
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await watching(informer, 'before-stall');
+      // The watch connection stays open but passes nothing: without a watchdog the cache would never change again.
+      expect(proxy.freeze()).toBeGreaterThan(0);
+      await kubectlOk(['create', 'configmap', 'during-stall'], { namespace: ns() });
+      await waitFor(async () => informer.get(`${ns()}/during-stall`) !== undefined, {
+        timeoutMs: 15_000,
+        what: 'the informer to see an object created while its watch was frozen',
+      });
+      expect(restarts).toContain('stall');
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('reconnects after the connection is reset and keeps the cache right', async () => {
+    const restarts: string[] = [];
+    const informer = configMapInformer(ns(), restarts);
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await watching(informer, 'before-reset');
+      proxy.cut();
+      await kubectlOk(['create', 'configmap', 'after-reset'], { namespace: ns() });
+      await waitFor(async () => informer.get(`${ns()}/after-reset`) !== undefined, {
+        timeoutMs: 15_000,
+        what: 'the informer to see an object created after its connection was reset',
+      });
+      expect(restarts.some((r) => r === 'error' || r === 'closed')).toBe(true);
+    } finally {
+      await informer.stop();
+    }
+  });
+});
+
+describe('leader election', () => {
+  const ns = useNamespace('lease');
+
+  function elector(name: string, log: string[]) {
+    return new LeaderElector(clientThrough(), {
+      namespace: ns(),
+      name: 'test-lease',
+      identity: name,
+      leaseDurationMs: 3000,
+      renewDeadlineMs: 2000,
+      retryPeriodMs: 300,
+      logger,
+      onStartedLeading: () => log.push(`${name} leads`),
+      onStoppedLeading: () => log.push(`${name} stops`),
+    });
+  }
+
+  async function holder(): Promise<string> {
+    return (
+      await kubectlOk(['get', 'lease', 'test-lease', '-o', 'jsonpath={.spec.holderIdentity}'], {
+        namespace: ns(),
+      })
+    ).trim();
+  }
+
+  it('elects exactly one leader and hands over at once when it releases the lease', async () => {
+    const log: string[] = [];
+    const a = elector('a', log);
+    const b = elector('b', log);
+    a.start();
+    await waitFor(async () => a.isLeader, { timeoutMs: 5000, what: 'a to lead' });
+    b.start();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(b.isLeader).toBe(false);
+    expect(await holder()).toBe(a.identity);
+    const t0 = Date.now();
+    await a.stop();
+    await waitFor(async () => b.isLeader, { timeoutMs: 5000, what: 'b to take over' });
+    // Released, not expired: b takes it within a retry period or two, well before the 3 s lease would lapse.
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await holder()).toBe(b.identity);
+    expect(log).toEqual(['a leads', 'a stops', 'b leads']);
+    await b.stop();
+  });
+
+  it('takes over within the lease duration when the leader vanishes without releasing', async () => {
+    const log: string[] = [];
+    const a = elector('a', log);
+    const b = elector('b', log);
+    a.start();
+    await waitFor(async () => a.isLeader, { timeoutMs: 5000, what: 'a to lead' });
+    b.start();
+    // A crash: a stops renewing but never releases the lease.
+    await a.stop(false);
+    const t0 = Date.now();
+    await waitFor(async () => b.isLeader, { timeoutMs: 10_000, intervalMs: 100, what: 'b to take over' });
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThan(1500);
+    expect(took).toBeLessThan(3000 + 2 * 300 + 1000);
+    expect(await holder()).toBe(b.identity);
+    await b.stop();
+  });
+});
