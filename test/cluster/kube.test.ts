@@ -21,23 +21,29 @@ const logger = pino({ level: process.env.ORIGINGUARD_TEST_LOG ?? 'silent' });
 /** A TCP proxy to the API server whose open connections can be frozen (bytes stop, sockets stay open) or cut. */
 class FreezableProxy {
   private readonly pairs: [Socket, Socket][] = [];
-  private server: Server | undefined;
+  private readonly server: Server = createServer((client) => this.forward(client));
+  private target: URL | undefined;
   port = 0;
 
   async start(target: URL): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = connect(Number(target.port), target.hostname);
-      client.pipe(upstream).pipe(client);
-      const swallow = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('error', swallow);
-      upstream.on('error', swallow);
-      this.pairs.push([client, upstream]);
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server?.address() as { port: number }).port;
+    this.target = target;
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  private readonly frozen: [Socket, Socket][] = [];
+
+  private forward(client: Socket): void {
+    const target = this.target as URL;
+    const upstream = connect(Number(target.port), target.hostname);
+    client.pipe(upstream).pipe(client);
+    const swallow = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', swallow);
+    upstream.on('error', swallow);
+    this.pairs.push([client, upstream]);
   }
 
   /** Stops every open connection from passing bytes, without closing it: a silent stall. */
@@ -48,6 +54,7 @@ class FreezableProxy {
       b.unpipe();
       a.pause();
       b.pause();
+      this.frozen.push([a, b]);
     }
     return n;
   }
@@ -61,9 +68,11 @@ class FreezableProxy {
   }
 
   async stop(): Promise<void> {
-    this.freeze();
-    await new Promise((r) => this.server?.close(r));
-    this.server?.closeAllConnections?.();
+    for (const [a, b] of [...this.pairs.splice(0), ...this.frozen.splice(0)]) {
+      a.destroy();
+      b.destroy();
+    }
+    await new Promise((r) => this.server.close(r));
   }
 }
 

@@ -8,7 +8,9 @@ describe('WorkQueue', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
-  function recording(opts: { minIntervalMs?: number; fail?: (key: string, n: number) => boolean; holdMs?: number } = {}) {
+  function recording(
+    opts: { minIntervalMs?: number; fail?: (key: string, n: number) => boolean; holdMs?: number } = {},
+  ) {
     const runs: { key: string; at: number }[] = [];
     const queue = new WorkQueue({
       name: 'test',
