@@ -4,6 +4,7 @@ const USAGE = `Usage: originguard <command> [options]
 
 Commands:
   sidecar   Proxy edge traffic to declared origins; answer 531/536 with the precise cause
+  operator  Inject the sidecar into selected pods and keep each Origin's status
   help      Show this help
 
 Run 'originguard <command> --help' for a command's options.
@@ -15,6 +16,10 @@ async function main(argv: string[]): Promise<number> {
     case 'sidecar': {
       const { runSidecarCommand } = await import('./sidecar/command.ts');
       return runSidecarCommand(rest);
+    }
+    case 'operator': {
+      const { runOperatorCommand } = await import('./operator/command.ts');
+      return runOperatorCommand(rest);
     }
     case undefined:
     case 'help':

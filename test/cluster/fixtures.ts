@@ -193,3 +193,22 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
 }
+
+const CRD_NAMES = ['origins.edge.originguard.dev', 'originreports.edge.originguard.dev'];
+
+/** Applies crds/ (server-side, so parallel test files do not conflict) and waits until they serve. */
+export async function applyCrds(): Promise<void> {
+  await kubectlOk([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    new URL('../../crds/', import.meta.url).pathname,
+  ]);
+  await kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    ...CRD_NAMES.map((c) => `crd/${c}`),
+  ]);
+}

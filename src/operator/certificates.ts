@@ -1,0 +1,256 @@
+// The webhook's own CA and serving certificate, kept in a Secret and rotated well
+// before expiry, with the MutatingWebhookConfiguration's caBundle kept equal to
+// the CA. Learned from Istio's WebhookCertPatcher and its failures (istio #14517:
+// a caBundle that expired unnoticed; Pepr: a one-year certificate never rotated).
+// Every replica runs this: they converge on one Secret through optimistic
+// concurrency, so no leader is needed and every replica can serve the webhook.
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AdmissionregistrationV1Api,
+  ApiException,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { JsonPatchOperation } from './injection.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
+import { type CertificatePair, certificateInfo, nextPki, type PkiPolicy, type StoredPki } from './pki.ts';
+
+export {
+  type CertificateInfo,
+  type CertificatePair,
+  certificateInfo,
+  generateCA,
+  issueServingCertificate,
+  renewalDue,
+  serviceDnsNames,
+} from './pki.ts';
+
+const YEAR = 365 * 24 * 3_600_000;
+
+const SECRET_KEYS = { caBundle: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', key: 'tls.key' } as const;
+const FIELDS = Object.keys(SECRET_KEYS) as (keyof StoredPki)[];
+
+function fromSecret(secret: V1Secret): StoredPki {
+  const read = (f: keyof StoredPki) => Buffer.from(secret.data?.[SECRET_KEYS[f]] ?? '', 'base64').toString();
+  return Object.fromEntries(FIELDS.map((f) => [f, read(f)])) as unknown as StoredPki;
+}
+
+function secretData(pki: StoredPki): Record<string, string> {
+  return Object.fromEntries(FIELDS.map((f) => [SECRET_KEYS[f], Buffer.from(pki[f]).toString('base64')]));
+}
+
+const status = (err: unknown) => (err instanceof ApiException ? err.code : undefined);
+
+export interface WebhookCertificatesOptions {
+  kubeConfig: KubeConfig;
+  namespace: string;
+  secretName: string;
+  /** MutatingWebhookConfiguration whose webhooks get ca.crt as caBundle (created by the installer). */
+  webhookConfigName: string;
+  /** Names the API server reaches the webhook by, e.g. serviceDnsNames(service, namespace). */
+  dnsNames: readonly string[];
+  ipAddresses?: readonly string[];
+  /** Default 1 year. */
+  servingValidityMs?: number;
+  /** Default 10 years. */
+  caValidityMs?: number;
+  /** Default min(1 min, serving validity / 10). */
+  checkIntervalMs?: number;
+  logger: Logger;
+  /** Called whenever the serving certificate changes (and once at start), to hot-swap it. */
+  onCertificate?: (pair: CertificatePair) => void;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+export class WebhookCertificates {
+  readonly #opts: WebhookCertificatesOptions;
+  readonly #policy: PkiPolicy;
+  readonly #core: CoreV1Api;
+  readonly #admission: AdmissionregistrationV1Api;
+  readonly #intervalMs: number;
+  #current: CertificatePair | undefined;
+  #caBundle = '';
+  #warnedMissingConfig = false;
+  #timer: NodeJS.Timeout | undefined;
+  #abort = new AbortController();
+  #inflight: Promise<CertificatePair> | undefined;
+
+  constructor(opts: WebhookCertificatesOptions) {
+    this.#opts = opts;
+    const servingValidityMs = opts.servingValidityMs ?? YEAR;
+    this.#policy = {
+      dnsNames: opts.dnsNames,
+      ipAddresses: opts.ipAddresses ?? [],
+      servingValidityMs,
+      caValidityMs: opts.caValidityMs ?? 10 * YEAR,
+      renewFraction: 1 / 3,
+    };
+    this.#intervalMs = opts.checkIntervalMs ?? Math.min(60_000, servingValidityMs / 10);
+    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    this.#admission = opts.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+  }
+
+  /** The serving pair in use, once a sync succeeded. */
+  get current(): CertificatePair | undefined {
+    return this.#current;
+  }
+
+  /** ca.crt of the Secret, once a sync succeeded. */
+  get caBundle(): string {
+    return this.#caBundle;
+  }
+
+  /** Makes the Secret current (creating or rotating), then the caBundle; returns the serving pair. */
+  sync(): Promise<CertificatePair> {
+    // One at a time, so a slow older sync cannot hand out a certificate older than a newer one did.
+    this.#inflight ??= this.#sync().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #sync(): Promise<CertificatePair> {
+    const pki = await this.#syncSecret();
+    this.#caBundle = pki.caBundle;
+    await this.#syncCaBundle(pki.caBundle);
+    if (this.#current?.cert !== pki.cert) {
+      this.#current = { cert: pki.cert, key: pki.key };
+      this.#opts.onCertificate?.(this.#current);
+    }
+    return this.#current;
+  }
+
+  /**
+   * Syncs until it succeeds (retrying with backoff while the API server is away),
+   * then keeps syncing every check interval until stop().
+   */
+  async start(): Promise<CertificatePair> {
+    this.#abort = new AbortController();
+    let backoffMs = 500;
+    for (;;) {
+      try {
+        const pair = await this.sync();
+        this.#schedule();
+        return pair;
+      } catch (err) {
+        this.#opts.logger.warn({ err }, 'webhook certificate: sync failed; retrying');
+        await sleep(Math.min(backoffMs, this.#intervalMs), undefined, { signal: this.#abort.signal });
+        backoffMs *= 2;
+      }
+    }
+  }
+
+  stop(): void {
+    this.#abort.abort(new Error('WebhookCertificates stopped'));
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(): void {
+    if (this.#abort.signal.aborted) return;
+    this.#timer = setTimeout(() => void this.#tick(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.sync();
+    } catch (err) {
+      // The certificate in use stays valid for a long while after renewal is due: retry next tick.
+      this.#opts.logger.warn({ err }, 'webhook certificate: sync failed; retrying');
+    } finally {
+      this.#schedule();
+    }
+  }
+
+  async #syncSecret(): Promise<StoredPki> {
+    const { namespace, secretName: name, logger } = this.#opts;
+    // Each lost race means another replica wrote a fresh PKI, which the next round adopts.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const secret = await this.#readSecret();
+      const stored = secret === undefined ? undefined : fromSecret(secret);
+      const next = await nextPki(stored, this.#policy, this.#now());
+      // nextPki answers undefined only for a stored PKI that can stay.
+      if (next === undefined) return stored as StoredPki;
+      try {
+        if (secret === undefined) {
+          await this.#core.createNamespacedSecret({
+            namespace,
+            body: {
+              metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+              type: 'Opaque',
+              data: secretData(next),
+            },
+          });
+        } else {
+          await this.#core.replaceNamespacedSecret({
+            name,
+            namespace,
+            body: { ...secret, data: secretData(next) },
+          });
+        }
+      } catch (err) {
+        if (status(err) !== 409) throw err;
+        logger.debug({ secret: `${namespace}/${name}` }, 'webhook certificate: another replica wrote first');
+        continue;
+      }
+      const info = certificateInfo(next.cert);
+      logger.info(
+        { secret: `${namespace}/${name}`, serial: info.serial, notAfter: info.notAfter.toISOString() },
+        secret === undefined ? 'webhook certificate created' : 'webhook certificate rotated',
+      );
+      return next;
+    }
+    throw new Error(`Secret ${namespace}/${name}: lost the race to write it 5 times in a row`);
+  }
+
+  async #readSecret(): Promise<V1Secret | undefined> {
+    try {
+      return await this.#core.readNamespacedSecret({
+        name: this.#opts.secretName,
+        namespace: this.#opts.namespace,
+      });
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async #syncCaBundle(bundle: string): Promise<void> {
+    const name = this.#opts.webhookConfigName;
+    let config: Awaited<ReturnType<AdmissionregistrationV1Api['readMutatingWebhookConfiguration']>>;
+    try {
+      config = await this.#admission.readMutatingWebhookConfiguration({ name });
+    } catch (err) {
+      if (status(err) !== 404) throw err;
+      // The installer creates it; until then there is nothing to keep in sync.
+      if (!this.#warnedMissingConfig) {
+        this.#opts.logger.warn({ webhookConfiguration: name }, 'webhook configuration not found; will retry');
+        this.#warnedMissingConfig = true;
+      }
+      return;
+    }
+    this.#warnedMissingConfig = false;
+    const want = Buffer.from(bundle, 'utf8').toString('base64');
+    const ops: JsonPatchOperation[] = [];
+    for (const [i, webhook] of (config.webhooks ?? []).entries()) {
+      if (webhook.clientConfig.caBundle === want) continue;
+      // The test guards against the installer reordering the webhooks meanwhile.
+      ops.push({ op: 'test', path: `/webhooks/${i}/name`, value: webhook.name });
+      ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: want });
+    }
+    if (ops.length === 0) return;
+    await this.#admission.patchMutatingWebhookConfiguration({ name, body: ops });
+    this.#opts.logger.info(
+      { webhookConfiguration: name, webhooks: ops.length / 2 },
+      'webhook caBundle updated',
+    );
+  }
+
+  #now(): number {
+    return this.#opts.now?.() ?? Date.now();
+  }
+}

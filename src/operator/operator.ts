@@ -1,0 +1,277 @@
+// The operator process: informers on Origins, OriginReports, Pods and the
+// sidecar RoleBindings feed two coalescing work queues (Origin status, namespace
+// RBAC) that run only on the replica holding the leader Lease; every replica
+// serves the injection webhook with the certificate kept in a shared Secret.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { GROUP, VERSION } from '../api/origin.ts';
+import { ORIGIN_LABEL } from '../api/report.ts';
+import { selects } from '../api/selector.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { resourcePath } from '../kube/client.ts';
+import { Informer, objectKey } from '../kube/informer.ts';
+import { LeaderElector } from '../kube/leader-election.ts';
+import { WorkQueue } from '../kube/work-queue.ts';
+import { type Admission, type AdmissionOptions, startAdmission } from './admission.ts';
+import { EventRecorder } from './events.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL, SIDECAR_ROLE_BINDING } from './names.ts';
+import { RbacController, type RoleBinding } from './rbac-controller.ts';
+import { type Origin, type Pod, type Report, StatusController } from './status-controller.ts';
+
+export interface OperatorOptions {
+  /** The operator's own namespace: its Lease and webhook Secret live there; never injected. */
+  namespace: string;
+  /** Namespaces to watch; empty: all. */
+  watchNamespaces: readonly string[];
+  /** This replica's name (pod name), for the Lease holder and Events. */
+  identity: string;
+  leaderElection:
+    | { enabled: false }
+    | {
+        enabled: true;
+        leaseName: string;
+        namespace: string;
+        leaseDurationMs: number;
+        renewDeadlineMs: number;
+        retryPeriodMs: number;
+      };
+  /** Least time between two status writes of one Origin. */
+  statusIntervalMs: number;
+  /** Full relist of every informer, repairing any missed watch event. */
+  resyncIntervalMs: number;
+  /** Undefined: no webhook (e.g. only the reconcilers for a test). */
+  admission:
+    | Omit<AdmissionOptions, 'client' | 'logger' | 'metrics' | 'origins' | 'operatorNamespace'>
+    | undefined;
+  health: { host: string; port: number } | undefined;
+  metricsBind: { host: string; port: number } | undefined;
+}
+
+export class Operator {
+  private readonly client: KubeClient;
+  private readonly opts: OperatorOptions;
+  private readonly logger: Logger;
+  private readonly metrics: OperatorMetrics;
+  readonly origins: Informer<Origin>;
+  readonly reports: Informer<Report>;
+  readonly pods: Informer<Pod>;
+  readonly bindings: Informer<RoleBinding>;
+  private readonly statusController: StatusController;
+  private readonly rbacController: RbacController;
+  private statusQueue: WorkQueue | undefined;
+  private rbacQueue: WorkQueue | undefined;
+  private elector: LeaderElector | undefined;
+  private admission: Admission | undefined;
+  private readonly servers: FastifyInstance[] = [];
+  private leading = false;
+
+  constructor(client: KubeClient, opts: OperatorOptions, logger: Logger, metrics: OperatorMetrics) {
+    this.client = client;
+    this.opts = opts;
+    this.logger = logger;
+    this.metrics = metrics;
+    const informer = <T extends Origin | Report | Pod | RoleBinding>(
+      name: string,
+      group: string,
+      version: string,
+      plural: string,
+      extra: { labelSelector?: string; fieldSelector?: string } = {},
+    ) =>
+      new Informer<T>(client, {
+        name,
+        paths: this.paths(group, version, plural),
+        relistIntervalMs: opts.resyncIntervalMs,
+        logger,
+        onRestart: (reason) => metrics.watchRestarts.labels(name, reason).inc(),
+        ...extra,
+      });
+    this.origins = informer<Origin>('origins', GROUP, VERSION, 'origins');
+    this.reports = informer<Report>('originreports', GROUP, VERSION, 'originreports', {
+      labelSelector: ORIGIN_LABEL,
+    });
+    this.pods = informer<Pod>('pods', '', 'v1', 'pods');
+    this.bindings = informer<RoleBinding>('rolebindings', 'rbac.authorization.k8s.io', 'v1', 'rolebindings', {
+      labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
+      fieldSelector: `metadata.name=${SIDECAR_ROLE_BINDING}`,
+    });
+    const events = new EventRecorder(client, opts.identity, logger);
+    this.statusController = new StatusController({
+      client,
+      origins: this.origins,
+      reports: this.reports,
+      pods: this.pods,
+      events,
+      metrics,
+      logger,
+    });
+    this.rbacController = new RbacController({
+      client,
+      origins: this.origins,
+      pods: this.pods,
+      bindings: this.bindings,
+      logger,
+    });
+    this.route();
+  }
+
+  private paths(group: string, version: string, plural: string): string[] {
+    if (this.opts.watchNamespaces.length === 0) return [resourcePath({ group, version, plural })];
+    return this.opts.watchNamespaces.map((namespace) => resourcePath({ group, version, plural, namespace }));
+  }
+
+  get ready(): boolean {
+    const informersSynced = [this.origins, this.reports, this.pods, this.bindings].every((i) => i.synced);
+    return informersSynced && (this.admission === undefined || this.admission.ready);
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** Maps informer events to work: an Origin's status key and its namespace's RBAC key. */
+  private route(): void {
+    const originChanged = (o: Origin) => {
+      this.statusQueue?.add(objectKey(o));
+      this.rbacQueue?.add(o.metadata.namespace ?? '');
+    };
+    this.origins.on('add', originChanged);
+    // Our own status writes come back as updates too; the rerun finds nothing to write.
+    this.origins.on('update', originChanged);
+    this.origins.on('delete', originChanged);
+    const reportChanged = (r: Report) => {
+      const origin = r.status?.originName;
+      if (origin !== undefined && r.metadata.namespace !== undefined)
+        this.statusQueue?.add(`${r.metadata.namespace}/${origin}`);
+    };
+    for (const e of ['add', 'update', 'delete'] as const) this.reports.on(e, reportChanged);
+    const podChanged = (pod: Pod, old?: Pod) => {
+      const ns = pod.metadata.namespace;
+      if (ns === undefined) return;
+      for (const o of this.origins.list(ns)) {
+        if (
+          selects(o.spec.selector, pod.metadata.labels) ||
+          (old !== undefined && selects(o.spec.selector, old.metadata.labels))
+        ) {
+          this.statusQueue?.add(objectKey(o));
+          this.rbacQueue?.add(ns);
+        }
+      }
+    };
+    this.pods.on('add', (p) => podChanged(p));
+    this.pods.on('update', (p, old) => podChanged(p, old));
+    this.pods.on('delete', (p) => podChanged(p));
+    this.bindings.on('delete', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
+    this.bindings.on('update', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
+  }
+
+  async start(): Promise<void> {
+    for (const i of [this.origins, this.reports, this.pods, this.bindings]) i.start();
+    if (this.opts.admission !== undefined) {
+      this.admission = await startAdmission({
+        ...this.opts.admission,
+        client: this.client,
+        logger: this.logger,
+        metrics: this.metrics,
+        origins: this.origins,
+        operatorNamespace: this.opts.namespace,
+      });
+    }
+    await this.startServers();
+    await Promise.all([this.origins, this.reports, this.pods, this.bindings].map((i) => i.waitForSync()));
+    this.logger.info('caches synced');
+    const le = this.opts.leaderElection;
+    if (!le.enabled) {
+      this.startLeading();
+      return;
+    }
+    this.elector = new LeaderElector(this.client, {
+      namespace: le.namespace,
+      name: le.leaseName,
+      identity: this.opts.identity,
+      leaseDurationMs: le.leaseDurationMs,
+      renewDeadlineMs: le.renewDeadlineMs,
+      retryPeriodMs: le.retryPeriodMs,
+      logger: this.logger,
+      onStartedLeading: () => this.startLeading(),
+      onStoppedLeading: () => void this.stopLeading(),
+    });
+    this.elector.start();
+  }
+
+  private startLeading(): void {
+    if (this.leading) return;
+    this.leading = true;
+    this.metrics.leader.set(1);
+    const queue = (name: string, minIntervalMs: number, process: (key: string) => Promise<void>) =>
+      new WorkQueue({
+        name,
+        minIntervalMs,
+        process,
+        logger: this.logger,
+        onProcessed: (result, ms) => {
+          this.metrics.reconciles.labels(name, result).inc();
+          this.metrics.reconcileDuration.labels(name).observe(ms / 1000);
+          this.metrics.queueDepth.labels(name).set(this.statusQueue?.depth ?? 0);
+        },
+      });
+    this.statusQueue = queue('status', this.opts.statusIntervalMs, (k) => this.statusController.reconcile(k));
+    this.rbacQueue = queue('rbac', 1000, (ns) => this.rbacController.reconcile(ns));
+    this.statusQueue.start();
+    this.rbacQueue.start();
+    // Everything once: state may have changed while another replica led, or none did.
+    for (const o of this.origins.list()) {
+      this.statusQueue.add(objectKey(o));
+      this.rbacQueue.add(o.metadata.namespace ?? '');
+    }
+    for (const b of this.bindings.list()) this.rbacQueue.add(b.metadata.namespace ?? '');
+  }
+
+  private async stopLeading(): Promise<void> {
+    if (!this.leading) return;
+    this.leading = false;
+    this.metrics.leader.set(0);
+    const queues = [this.statusQueue, this.rbacQueue];
+    this.statusQueue = undefined;
+    this.rbacQueue = undefined;
+    await Promise.all(queues.map((q) => q?.stop()));
+    this.statusController.reset();
+  }
+
+  private async startServers(): Promise<void> {
+    const { health, metricsBind } = this.opts;
+    if (health !== undefined) {
+      const app = Fastify({ logger: false, forceCloseConnections: true });
+      app.get('/healthz', async (_req, reply) => reply.type('text/plain').send('ok\n'));
+      app.get('/readyz', async (_req, reply) =>
+        this.ready
+          ? reply.type('text/plain').send('ready\n')
+          : reply
+              .code(503)
+              .type('text/plain')
+              .send('not ready: caches syncing or webhook certificate not loaded\n'),
+      );
+      await app.listen(health);
+      this.servers.push(app);
+    }
+    if (metricsBind !== undefined) {
+      const app = Fastify({ logger: false, forceCloseConnections: true });
+      app.get('/metrics', async (_req, reply) => {
+        this.metrics.queueDepth.labels('status').set(this.statusQueue?.depth ?? 0);
+        this.metrics.queueDepth.labels('rbac').set(this.rbacQueue?.depth ?? 0);
+        return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+      });
+      await app.listen(metricsBind);
+      this.servers.push(app);
+    }
+  }
+
+  /** Graceful stop: finish the reconciles in progress, release the Lease, close the webhook and probes. */
+  async stop(): Promise<void> {
+    await this.stopLeading();
+    await this.elector?.stop();
+    await this.admission?.close();
+    await Promise.all([this.origins, this.reports, this.pods, this.bindings].map((i) => i.stop()));
+    await Promise.all(this.servers.map((s) => s.close()));
+  }
+}

@@ -1,0 +1,113 @@
+// The only writer of Origin.status: aggregates the OriginReports of an Origin's
+// pods into its status (aggregate.ts decides; this file does the I/O), writes it
+// with server-side apply when it really changed, and records Events on
+// transitions. The work queue runs each Origin at most about once a second, so a
+// burst of report changes becomes one status write.
+import type { Logger } from 'pino';
+import { API_VERSION, GROUP, type OriginManifest, VERSION } from '../api/origin.ts';
+import type { OriginReport } from '../api/report.ts';
+import type { OriginStatus } from '../api/status.ts';
+import { type KubeClient, type KubeObject, type ObjectMeta, resourcePath } from '../kube/client.ts';
+import type { Informer } from '../kube/informer.ts';
+import { aggregateStatus, type PodLike, statusChanged, transitionEvents } from './aggregate.ts';
+import type { EventRecorder } from './events.ts';
+import type { OperatorMetrics } from './metrics.ts';
+import { OPERATOR_FIELD_MANAGER } from './names.ts';
+
+export type Origin = Omit<OriginManifest, 'metadata'> & { metadata: ObjectMeta; status?: OriginStatus };
+export type Pod = PodLike & KubeObject;
+export type Report = OriginReport & KubeObject;
+
+export interface StatusControllerDeps {
+  client: KubeClient;
+  origins: Informer<Origin>;
+  reports: Informer<Report>;
+  pods: Informer<Pod>;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  logger: Logger;
+}
+
+export class StatusController {
+  private readonly deps: StatusControllerDeps;
+  /**
+   * The status this replica last wrote per Origin: newer than the informer's copy
+   * until the watch delivers our write, so a quick second run neither writes the
+   * same status again nor records the same transition twice.
+   */
+  private readonly written = new Map<string, { status: OriginStatus; generation: number }>();
+
+  constructor(deps: StatusControllerDeps) {
+    this.deps = deps;
+  }
+
+  /** Forgets what this replica wrote (on losing leadership another replica may write). */
+  reset(): void {
+    this.written.clear();
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const { origins, reports, pods, client, metrics, logger } = this.deps;
+    const origin = origins.get(key);
+    if (origin === undefined) {
+      this.written.delete(key);
+      return;
+    }
+    const { name, namespace = '' } = origin.metadata;
+    const previous = this.previousStatus(key, origin);
+    const next = aggregateStatus({
+      origin: origin as Parameters<typeof aggregateStatus>[0]['origin'],
+      pods: pods.list(namespace),
+      reports: reports.list(namespace).filter((r) => r.status?.originName === name),
+      previous,
+      now: new Date(),
+    });
+    if (previous !== undefined && !statusChanged(previous, next)) return;
+    const path = resourcePath({
+      group: GROUP,
+      version: VERSION,
+      plural: 'origins',
+      namespace,
+      name,
+      subresource: 'status',
+    });
+    try {
+      await client.apply(
+        path,
+        { apiVersion: API_VERSION, kind: 'Origin', metadata: { name, namespace }, status: next },
+        OPERATOR_FIELD_MANAGER,
+      );
+      metrics.statusWrites.labels('success').inc();
+    } catch (err) {
+      metrics.statusWrites.labels('error').inc();
+      throw err;
+    }
+    this.written.set(key, { status: next, generation: origin.metadata.generation ?? 0 });
+    logger.debug(
+      { origin: key, reachable: next.reachable, cause: next.cause, pods: next.podsSummary },
+      'status written',
+    );
+    for (const event of transitionEvents(previous, next, name)) {
+      metrics.events.labels(event.reason).inc();
+      await this.deps.events.record(origin, event);
+    }
+  }
+
+  private previousStatus(key: string, origin: Origin): OriginStatus | undefined {
+    const mine = this.written.get(key);
+    const seen = origin.status;
+    if (mine === undefined) return seen;
+    // Our write is in the cache once the cached status equals it; from then on the cache is the truth.
+    if (seen !== undefined && !statusChanged(seen, mine.status)) {
+      this.written.delete(key);
+      return seen;
+    }
+    return mine.status;
+  }
+}
+
+/** Origins whose status a change of this pod can change: those in its namespace. */
+export function originKeysForNamespace(origins: Informer<Origin>, namespace: string | undefined): string[] {
+  if (namespace === undefined) return [];
+  return origins.list(namespace).map((o) => `${namespace}/${o.metadata.name}`);
+}

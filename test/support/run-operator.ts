@@ -1,0 +1,131 @@
+// Runs `originguard operator` as a separate process against the test control
+// plane, as it runs in a pod: real flags, real signals, its probes and metrics
+// on loopback ports, its log lines kept for assertions and failure messages.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { request } from 'undici';
+import { freePort } from './run-sidecar.ts';
+
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+export interface OperatorProcess {
+  readonly child: ChildProcess;
+  readonly webhookPort: number;
+  readonly healthPort: number;
+  readonly metricsPort: number;
+  /** JSON log lines, parsed. */
+  readonly logs: Record<string, unknown>[];
+  readonly exited: Promise<number | null>;
+  /** Polls /readyz until it answers 200. */
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** A metric's value from /metrics (sum over label sets matching `labels`). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** SIGTERM (graceful) or SIGKILL (crash), then waits for the exit. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
+  /** Recent log text, for failure messages. */
+  tail(lines?: number): string;
+}
+
+export interface OperatorProcessOptions {
+  kubeconfig: string;
+  /** The operator's namespace (Lease, webhook Secret). */
+  namespace: string;
+  args?: string[];
+  /** false: no webhook (--webhook-bind-address 0). */
+  webhook?: boolean;
+  webhookPort?: number;
+  env?: Record<string, string>;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+});
+
+export async function startOperator(opts: OperatorProcessOptions): Promise<OperatorProcess> {
+  const webhookPort = opts.webhookPort ?? (await freePort());
+  const healthPort = await freePort();
+  const metricsPort = await freePort();
+  const args = [
+    CLI,
+    'operator',
+    `--kubeconfig=${opts.kubeconfig}`,
+    `--namespace=${opts.namespace}`,
+    `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+    opts.webhook === false ? '--webhook-bind-address=0' : `--webhook-bind-address=127.0.0.1:${webhookPort}`,
+    '--webhook-host=127.0.0.1',
+    '--log-level=debug',
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  running.add(child);
+  const logs: Record<string, unknown>[] = [];
+  const raw: string[] = [];
+  let partial = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      raw.push(line);
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // Not JSON: kept in raw for tail().
+      }
+    }
+  });
+  child.stderr?.on('data', (d: Buffer) => raw.push(...d.toString().split('\n')));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    }),
+  );
+  const tail = (n = 40) => raw.slice(-n).join('\n');
+  const proc: OperatorProcess = {
+    child,
+    webhookPort,
+    healthPort,
+    metricsPort,
+    logs,
+    exited,
+    tail,
+    async waitReady(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`operator exited with ${child.exitCode}:\n${tail()}`);
+        try {
+          const res = await request(`http://127.0.0.1:${healthPort}/readyz`);
+          await res.body.text();
+          if (res.statusCode === 200) return;
+        } catch {
+          // Not listening yet.
+        }
+        if (Date.now() > deadline) throw new Error(`operator not ready after ${timeoutMs} ms:\n${tail()}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async metric(name, labels = {}) {
+      const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
+      const text = await res.body.text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        const m = /^([a-z_:]+)(\{([^}]*)\})? ([-0-9.e+]+)$/.exec(line);
+        if (m === null || m[1] !== name) continue;
+        const set = Object.fromEntries(
+          [...(m[3] ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
+        );
+        if (Object.entries(labels).every(([k, v]) => set[k] === v)) sum += Number(m[4]);
+      }
+      return sum;
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  return proc;
+}
