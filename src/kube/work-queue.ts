@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 
 export interface WorkQueueOptions {
   name: string;
-  process: (key: string) => Promise<void>;
+  process: (key: string) => Promise<unknown>;
   /** Keys processed at once (default 2). */
   concurrency?: number;
   /** Least time between two runs of one key (default 1 s). */
@@ -25,8 +25,9 @@ interface KeyState {
   /** Waiting for its timer or in the ready list. */
   queued: boolean;
   processing: boolean;
-  /** Added again while processing: run once more afterwards. */
+  /** Added again while processing: run once more afterwards, no sooner than this. */
   dirty: boolean;
+  dirtyDueAt: number;
   dueAt: number;
   lastRunAt: number;
   failures: number;
@@ -70,10 +71,20 @@ export class WorkQueue {
   add(key: string, delayMs = 0): void {
     let s = this.keys.get(key);
     if (s === undefined) {
-      s = { queued: false, processing: false, dirty: false, dueAt: 0, lastRunAt: 0, failures: 0 };
+      s = {
+        queued: false,
+        processing: false,
+        dirty: false,
+        dirtyDueAt: 0,
+        dueAt: 0,
+        lastRunAt: 0,
+        failures: 0,
+      };
       this.keys.set(key, s);
     }
     if (s.processing) {
+      const due = Date.now() + delayMs;
+      s.dirtyDueAt = s.dirty ? Math.min(s.dirtyDueAt, due) : due;
       s.dirty = true;
       return;
     }
@@ -151,7 +162,7 @@ export class WorkQueue {
       const backoff = Math.min(this.opts.maxBackoffMs, this.opts.baseBackoffMs * 2 ** (s.failures - 1));
       this.schedule(key, s, Math.max(Date.now() + backoff, s.lastRunAt + this.opts.minIntervalMs));
     } else if (s.dirty) {
-      this.schedule(key, s, s.lastRunAt + this.opts.minIntervalMs);
+      this.schedule(key, s, Math.max(s.dirtyDueAt, s.lastRunAt + this.opts.minIntervalMs));
     } else {
       // Keep the key's last run time until its rate limit has passed, then forget it.
       s.timer = setTimeout(() => {

@@ -163,6 +163,31 @@ export function operatorNamespaceRole(
   };
 }
 
+/** Binds the operator's ClusterRole and namespace Role to its ServiceAccount. */
+export function operatorBindings(
+  namespace: string,
+  serviceAccount: string,
+  clusterRole: string = OPERATOR_CLUSTER_ROLE,
+): Manifest[] {
+  const subjects = [{ kind: 'ServiceAccount', name: serviceAccount, namespace }];
+  return [
+    {
+      apiVersion: RBAC_V1,
+      kind: 'ClusterRoleBinding',
+      metadata: { name: clusterRole, labels: INSTALL_LABELS },
+      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: clusterRole },
+      subjects,
+    },
+    {
+      apiVersion: RBAC_V1,
+      kind: 'RoleBinding',
+      metadata: { name: OPERATOR_ROLE, namespace, labels: INSTALL_LABELS },
+      roleRef: { apiGroup: RBAC, kind: 'Role', name: OPERATOR_ROLE },
+      subjects,
+    },
+  ];
+}
+
 /** Extras the API server puts in the user info of a pod-bound service-account token. */
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 export const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';

@@ -203,7 +203,7 @@ export class Operator {
     if (this.leading) return;
     this.leading = true;
     this.metrics.leader.set(1);
-    const queue = (name: string, minIntervalMs: number, process: (key: string) => Promise<void>) =>
+    const queue = (name: string, minIntervalMs: number, process: (key: string) => Promise<unknown>) =>
       new WorkQueue({
         name,
         minIntervalMs,
@@ -215,7 +215,10 @@ export class Operator {
           this.metrics.queueDepth.labels(name).set(this.statusQueue?.depth ?? 0);
         },
       });
-    this.statusQueue = queue('status', this.opts.statusIntervalMs, (k) => this.statusController.reconcile(k));
+    this.statusQueue = queue('status', this.opts.statusIntervalMs, async (k) => {
+      const again = await this.statusController.reconcile(k);
+      if (again !== undefined) this.statusQueue?.add(k, again);
+    });
     this.rbacQueue = queue('rbac', 1000, (ns) => this.rbacController.reconcile(ns));
     this.statusQueue.start();
     this.rbacQueue.start();

@@ -9,7 +9,13 @@ import type { OriginReport } from '../api/report.ts';
 import type { OriginStatus } from '../api/status.ts';
 import { type KubeClient, type KubeObject, type ObjectMeta, resourcePath } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
-import { aggregateStatus, type PodLike, statusChanged, transitionEvents } from './aggregate.ts';
+import {
+  aggregateStatus,
+  type PodLike,
+  SPEC_APPLY_GRACE_MS,
+  statusChanged,
+  transitionEvents,
+} from './aggregate.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { OPERATOR_FIELD_MANAGER } from './names.ts';
@@ -46,12 +52,17 @@ export class StatusController {
     this.written.clear();
   }
 
-  async reconcile(key: string): Promise<void> {
+  /**
+   * Reconciles one Origin. Returns when to look again without any event: while
+   * sidecars still run an old spec, Degraded must turn True once the grace period
+   * passes even if no report changes.
+   */
+  async reconcile(key: string): Promise<number | undefined> {
     const { origins, reports, pods, client, metrics, logger } = this.deps;
     const origin = origins.get(key);
     if (origin === undefined) {
       this.written.delete(key);
-      return;
+      return undefined;
     }
     const { name, namespace = '' } = origin.metadata;
     const previous = this.previousStatus(key, origin);
@@ -62,7 +73,8 @@ export class StatusController {
       previous,
       now: new Date(),
     });
-    if (previous !== undefined && !statusChanged(previous, next)) return;
+    const again = recheckAfter(next);
+    if (previous !== undefined && !statusChanged(previous, next)) return again;
     const path = resourcePath({
       group: GROUP,
       version: VERSION,
@@ -91,6 +103,7 @@ export class StatusController {
       metrics.events.labels(event.reason).inc();
       await this.deps.events.record(origin, event);
     }
+    return again;
   }
 
   private previousStatus(key: string, origin: Origin): OriginStatus | undefined {
@@ -106,8 +119,10 @@ export class StatusController {
   }
 }
 
-/** Origins whose status a change of this pod can change: those in its namespace. */
-export function originKeysForNamespace(origins: Informer<Origin>, namespace: string | undefined): string[] {
-  if (namespace === undefined) return [];
-  return origins.list(namespace).map((o) => `${namespace}/${o.metadata.name}`);
+/** While Ready is False for SpecNotApplied: when its grace period ends (Degraded turns True then). */
+function recheckAfter(status: OriginStatus): number | undefined {
+  const ready = status.conditions?.find((c) => c.type === 'Ready');
+  if (ready?.status !== 'False' || ready.reason !== 'SpecNotApplied') return undefined;
+  const since = Date.parse(ready.lastTransitionTime);
+  return Math.max(0, since + SPEC_APPLY_GRACE_MS - Date.now()) + 1000;
 }

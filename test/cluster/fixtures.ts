@@ -3,7 +3,11 @@
 // would, and give every test its own namespace.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, inject } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
 export interface KubectlOptions {
   /** Written to kubectl's stdin (use with `-f -`). */
@@ -211,4 +215,24 @@ export async function applyCrds(): Promise<void> {
     '--timeout=60s',
     ...CRD_NAMES.map((c) => `crd/${c}`),
   ]);
+}
+
+/** A kubeconfig for the test control plane that authenticates with `token` (e.g. a ServiceAccount's). */
+export async function kubeconfigForToken(token: string): Promise<string> {
+  const admin = parseYaml(await readFile(kubeconfigPath(), 'utf8')) as {
+    clusters: { name: string; cluster: Record<string, string> }[];
+  };
+  const cluster = admin.clusters[0];
+  if (cluster === undefined) throw new Error('the admin kubeconfig has no cluster');
+  const file = join(tmpdir(), `og-kubeconfig-${randomBytes(4).toString('hex')}.yaml`);
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [cluster],
+    users: [{ name: 'token', user: { token } }],
+    contexts: [{ name: 'token', context: { cluster: cluster.name, user: 'token' } }],
+    'current-context': 'token',
+  };
+  await writeFile(file, stringifyYaml(config), { mode: 0o600 });
+  return file;
 }

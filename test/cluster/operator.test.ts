@@ -6,7 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
+import {
+  mutatingWebhookConfiguration,
+  operatorBindings,
+  operatorClusterRole,
+  operatorNamespaceRole,
+  sidecarClusterRole,
+} from '../../src/operator/manifests.ts';
 import {
   INJECT_ANNOTATION,
   INJECTED_ANNOTATION,
@@ -22,7 +28,7 @@ import {
   applyCrds,
   createNamespace,
   deleteNamespace,
-  kubeconfigPath,
+  kubeconfigForToken,
   kubectl,
   kubectlJson,
   kubectlOk,
@@ -44,6 +50,30 @@ interface Pod {
 const id = randomBytes(3).toString('hex');
 const WEBHOOK = `originguard-test-${id}`;
 const TEST_LABEL = 'originguard.test/operator';
+const OPERATOR_ROLE = `originguard-operator-${id}`;
+
+/**
+ * Credentials of the operator's own ServiceAccount with exactly the RBAC the
+ * install grants it, so every test below also proves that RBAC is enough.
+ */
+async function operatorKubeconfig(namespace: string): Promise<string> {
+  const clusterRole = operatorClusterRole(WEBHOOK);
+  clusterRole.metadata.name = OPERATOR_ROLE;
+  const objects = [
+    sidecarClusterRole(),
+    clusterRole,
+    operatorNamespaceRole(namespace),
+    ...operatorBindings(namespace, 'originguard-operator', OPERATOR_ROLE),
+  ];
+  await kubectlOk(['create', 'serviceaccount', 'originguard-operator'], { namespace });
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  });
+  const token = (
+    await kubectlOk(['create', 'token', 'originguard-operator', '--duration=2h'], { namespace })
+  ).trim();
+  return kubeconfigForToken(token);
+}
 
 /** An Origin selecting pods labelled app=<app>. */
 function originYaml(namespace: string, name: string, app: string): string {
@@ -143,7 +173,7 @@ async function originStatus(namespace: string, name: string): Promise<OriginStat
 
 const condition = (s: OriginStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 
-describe('operator', () => {
+describe('operator, running with its own least-privilege RBAC', () => {
   // The operator watches only these namespaces, so it never touches other test files' Origins.
   const namespaces: string[] = [];
   let opNs = '';
@@ -170,7 +200,7 @@ describe('operator', () => {
       ),
     );
     operator = await startOperator({
-      kubeconfig: kubeconfigPath(),
+      kubeconfig: await operatorKubeconfig(opNs),
       namespace: opNs,
       webhookPort,
       args: [`--watch-namespaces=${namespaces.join(',')}`, `--webhook-configuration=${WEBHOOK}`],
@@ -181,6 +211,7 @@ describe('operator', () => {
   afterAll(async () => {
     await operator?.stop('SIGKILL');
     await kubectl(['delete', 'mutatingwebhookconfiguration', WEBHOOK, '--ignore-not-found']);
+    await kubectl(['delete', 'clusterrolebinding,clusterrole', OPERATOR_ROLE, '--ignore-not-found']);
     for (const n of [...namespaces, opNs]) await deleteNamespace(n);
   });
 

@@ -60,6 +60,18 @@ describe('WorkQueue', () => {
     expect((runs[1]?.at ?? 0) - (runs[0]?.at ?? 0)).toBeGreaterThanOrEqual(100);
   });
 
+  it('honours a delay asked for while the key runs (a reconcile asking to look again later)', async () => {
+    const { queue, runs } = recording({ minIntervalMs: 100, holdMs: 10 });
+    queue.add('k');
+    await vi.advanceTimersByTimeAsync(5);
+    queue.add('k', 2000);
+    await vi.advanceTimersByTimeAsync(1500);
+    expect(runs).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(runs).toHaveLength(2);
+    expect((runs[1]?.at ?? 0) - (runs[0]?.at ?? 0)).toBeGreaterThanOrEqual(2000);
+  });
+
   it('keeps different keys independent', async () => {
     const { queue, runs } = recording({ minIntervalMs: 1000 });
     queue.add('a');
