@@ -1,10 +1,11 @@
 // A thin client for the Kubernetes REST API: paths, JSON, server-side apply and
-// watch streams. Credentials, TLS and kubeconfig/in-cluster loading come from
-// @kubernetes/client-node's KubeConfig; requests go through undici with the
-// dispatcher it configures. Controllers need a handful of verbs on a few
-// resources, so one generic client reads better than the generated per-group APIs.
-import { type HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
-import { fetch } from 'undici';
+// watch streams, over undici. Where the credentials come from is pluggable: a
+// kubeconfig through @kubernetes/client-node for the operator (kubeconfig.ts),
+// or the pod's projected token and CA for the sidecar (in-cluster.ts), which must
+// not pay for loading the whole Kubernetes client. Controllers need a handful of
+// verbs on a few resources, so one generic client reads better than the
+// generated per-group APIs.
+import { Agent, type Dispatcher, fetch } from 'undici';
 
 export interface ObjectMeta {
   name: string;
@@ -82,34 +83,43 @@ export interface RequestOptions {
   contentType?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Another connection pool, e.g. a watch's own (see newConnection). */
+  dispatcher?: Dispatcher;
 }
 
-export interface KubeConfigSource {
-  /** Path of a kubeconfig; else KUBECONFIG, ~/.kube/config or the in-cluster service account. */
-  kubeconfig?: string | undefined;
-}
-
-export function loadKubeConfig(source: KubeConfigSource = {}): KubeConfig {
-  const kc = new KubeConfig();
-  if (source.kubeconfig !== undefined) kc.loadFromFile(source.kubeconfig);
-  else kc.loadFromDefault();
-  if (kc.getCurrentCluster() === null) {
-    throw new Error('no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod');
-  }
-  return kc;
+/** Where requests go and how they authenticate. */
+export interface Credentials {
+  /** https://host:port of the API server, no trailing slash. */
+  server: string;
+  /** Authorization and any other headers, for each request (tokens rotate). */
+  headers(): Promise<Record<string, string>>;
+  /** TLS settings: the CA to trust, a client certificate. */
+  tls: Agent.Options['connect'] & object;
 }
 
 export class KubeClient {
   readonly server: string;
-  readonly config: KubeConfig;
+  readonly credentials: Credentials;
   private readonly defaultTimeoutMs: number;
+  private readonly agent: Agent;
 
-  constructor(config: KubeConfig, defaultTimeoutMs = 30_000) {
-    this.config = config;
+  constructor(credentials: Credentials, defaultTimeoutMs = 30_000) {
+    this.credentials = credentials;
     this.defaultTimeoutMs = defaultTimeoutMs;
-    const cluster = config.getCurrentCluster();
-    if (cluster === null) throw new Error('kubeconfig has no current cluster');
-    this.server = cluster.server.replace(/\/$/, '');
+    this.server = credentials.server.replace(/\/$/, '');
+    this.agent = this.newConnection();
+  }
+
+  /**
+   * A connection pool of its own. A watch uses one and destroys it when the watch
+   * ends, so a connection that went silent is never reused by the next request.
+   */
+  newConnection(): Agent {
+    return new Agent({ connect: this.credentials.tls, keepAliveTimeout: 30_000 });
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
   }
 
   /** Sends a request and returns the raw response (for watch streams). Throws KubeApiError on failure. */
@@ -118,9 +128,10 @@ export class KubeClient {
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
     }
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
-    await this.config.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: 'application/json' };
+    const headers: Record<string, string> = {
+      ...(await this.credentials.headers()),
+      accept: 'application/json',
+    };
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -131,12 +142,11 @@ export class KubeClient {
       opts.timeoutMs === 0 ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.defaultTimeoutMs),
     ];
     try {
-      const dispatcher = ctx.getDispatcher();
       const res = await fetch(url, {
         method,
         headers,
         ...(body === undefined ? {} : { body }),
-        ...(dispatcher === undefined ? {} : { dispatcher }),
+        dispatcher: opts.dispatcher ?? this.agent,
         signal: AbortSignal.any(signals.filter((s) => s !== undefined)),
       });
       if (res.status >= 400) throw await apiError(method, path, res);

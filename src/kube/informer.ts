@@ -185,9 +185,11 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
       Math.max(0, untilRelistMs),
     );
     let rv = resourceVersion;
+    const connection = this.client.newConnection();
     try {
       armStall();
       const res = await this.client.send('GET', path, {
+        dispatcher: connection,
         query: {
           watch: true,
           resourceVersion,
@@ -228,6 +230,8 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
       clearTimeout(stallTimer);
       clearTimeout(relistTimer);
       local.abort();
+      // Never reuse the watch's connection: if it went silent, the next watch must not inherit it.
+      void connection.destroy().catch(() => {});
     }
     if (reason === 'stall') {
       this.opts.logger.warn({ informer: this.opts.name, path }, 'watch stalled; restarting it');

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { bindAddress, durationMs, UsageError, withEnv } from '../flags.ts';
-import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import { KubeClient } from '../kube/client.ts';
+import { loadKubeConfig } from '../kube/kubeconfig.ts';
 import { PRODUCT_VERSION } from '../version.ts';
 import { DEFAULT_SIDECAR_TEMPLATE, type SidecarTemplate } from './injection.ts';
 import { OperatorMetrics } from './metrics.ts';
@@ -208,7 +209,7 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   const logger = pino({ level: flags['log-level'] as string, base: { component: 'operator' } });
   let client: KubeClient;
   try {
-    client = new KubeClient(loadKubeConfig({ kubeconfig: flags.kubeconfig as string | undefined }));
+    client = new KubeClient(await loadKubeConfig({ kubeconfig: flags.kubeconfig as string | undefined }));
   } catch (err) {
     process.stderr.write(`originguard operator: ${(err as Error).message}\n`);
     return 1;

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { KubeClient, loadKubeConfig } from '../../src/kube/client.ts';
+import { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import { LeaderElector } from '../../src/kube/leader-election.ts';
 import { kubeconfigPath, kubectlOk, useNamespace, waitFor } from './fixtures.ts';
 
@@ -76,15 +77,15 @@ class FreezableProxy {
   }
 }
 
-function clientThrough(port?: number): KubeClient {
-  if (port === undefined) return new KubeClient(loadKubeConfig({ kubeconfig: kubeconfigPath() }));
+async function clientThrough(port?: number): Promise<KubeClient> {
+  if (port === undefined) return new KubeClient(await loadKubeConfig({ kubeconfig: kubeconfigPath() }));
   const config = parse(readFileSync(kubeconfigPath(), 'utf8')) as {
     clusters: { cluster: { server: string } }[];
   };
   for (const c of config.clusters) c.cluster.server = c.cluster.server.replace(/:\d+$/, `:${port}`);
   const file = join(tmpdir(), `og-proxy-kubeconfig-${port}.yaml`);
   writeFileSync(file, stringify(config), { mode: 0o600 });
-  return new KubeClient(loadKubeConfig({ kubeconfig: file }));
+  return new KubeClient(await loadKubeConfig({ kubeconfig: file }));
 }
 
 type ConfigMap = {
@@ -97,12 +98,12 @@ describe('informer', () => {
   const proxy = new FreezableProxy();
 
   beforeAll(async () => {
-    await proxy.start(new URL(clientThrough().server));
+    await proxy.start(new URL((await clientThrough()).server));
   });
   afterAll(() => proxy.stop());
 
-  function configMapInformer(namespace: string, restarts: string[]) {
-    return new Informer<ConfigMap>(clientThrough(proxy.port), {
+  async function configMapInformer(namespace: string, restarts: string[]) {
+    return new Informer<ConfigMap>(await clientThrough(proxy.port), {
       name: 'configmaps',
       paths: [`/api/v1/namespaces/${namespace}/configmaps`],
       stallTimeoutMs: 1500,
@@ -123,7 +124,7 @@ describe('informer', () => {
   it('lists, then delivers adds, updates and deletes from the watch', async () => {
     await kubectlOk(['create', 'configmap', 'first', '--from-literal=a=1'], { namespace: ns() });
     const seen: string[] = [];
-    const informer = configMapInformer(ns(), []);
+    const informer = await configMapInformer(ns(), []);
     informer.on('add', (o) => seen.push(`add ${o.metadata.name}`));
     informer.on('update', (o) => seen.push(`update ${o.metadata.name}`));
     informer.on('delete', (o) => seen.push(`delete ${o.metadata.name}`));
@@ -152,7 +153,7 @@ describe('informer', () => {
 
   it('restarts a watch that stalls silently and catches up on what it missed', async () => {
     const restarts: string[] = [];
-    const informer = configMapInformer(ns(), restarts);
+    const informer = await configMapInformer(ns(), restarts);
     informer.start();
     try {
       await informer.waitForSync();
@@ -172,7 +173,7 @@ describe('informer', () => {
 
   it('reconnects after the connection is reset and keeps the cache right', async () => {
     const restarts: string[] = [];
-    const informer = configMapInformer(ns(), restarts);
+    const informer = await configMapInformer(ns(), restarts);
     informer.start();
     try {
       await informer.waitForSync();
@@ -193,8 +194,8 @@ describe('informer', () => {
 describe('leader election', () => {
   const ns = useNamespace('lease');
 
-  function elector(name: string, log: string[]) {
-    return new LeaderElector(clientThrough(), {
+  async function elector(name: string, log: string[]) {
+    return new LeaderElector(await clientThrough(), {
       namespace: ns(),
       name: 'test-lease',
       identity: name,
@@ -217,8 +218,8 @@ describe('leader election', () => {
 
   it('elects exactly one leader and hands over at once when it releases the lease', async () => {
     const log: string[] = [];
-    const a = elector('a', log);
-    const b = elector('b', log);
+    const a = await elector('a', log);
+    const b = await elector('b', log);
     a.start();
     await waitFor(async () => a.isLeader, { timeoutMs: 5000, what: 'a to lead' });
     b.start();
@@ -237,8 +238,8 @@ describe('leader election', () => {
 
   it('takes over within the lease duration when the leader vanishes without releasing', async () => {
     const log: string[] = [];
-    const a = elector('a', log);
-    const b = elector('b', log);
+    const a = await elector('a', log);
+    const b = await elector('b', log);
     a.start();
     await waitFor(async () => a.isLeader, { timeoutMs: 5000, what: 'a to lead' });
     b.start();
