@@ -132,6 +132,9 @@ spec:
       what: 'the second replica to take the lease',
     });
     const tookMs = Date.now() - t0;
+    process.stdout.write(
+      `[operator-ha] leader killed; the other replica led after ${tookMs} ms (lease ${LEASE_MS} ms)\n`,
+    );
     expect(tookMs).toBeLessThan(LEASE_MS + 2 * RETRY_MS + 1500);
 
     // The new leader reconciles: a report now shows in the Origin's status.
