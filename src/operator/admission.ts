@@ -4,7 +4,6 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
-import type { KubeConfigCredentials } from '../kube/kubeconfig.ts';
 import { certificateInfo, WebhookCertificates } from './certificates.ts';
 import { decideInjection, type InjectionDecision, type SidecarTemplate } from './injection.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -41,7 +40,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<Admission>
   const { logger, metrics, origins } = opts;
   let server: WebhookServer | undefined;
   const certificates = new WebhookCertificates({
-    kubeConfig: (opts.client.credentials as KubeConfigCredentials).kubeConfig,
+    client: opts.client,
     namespace: opts.operatorNamespace,
     secretName: opts.secretName,
     webhookConfigName: opts.webhookConfigName,

@@ -5,14 +5,8 @@
 // Every replica runs this: they converge on one Secret through optimistic
 // concurrency, so no leader is needed and every replica can serve the webhook.
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  AdmissionregistrationV1Api,
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  type V1Secret,
-} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { KubeApiError, type KubeClient, resourcePath } from '../kube/client.ts';
 import type { JsonPatchOperation } from './injection.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
 import { type CertificatePair, certificateInfo, nextPki, type PkiPolicy, type StoredPki } from './pki.ts';
@@ -32,7 +26,17 @@ const YEAR = 365 * 24 * 3_600_000;
 const SECRET_KEYS = { caBundle: 'ca.crt', caKey: 'ca.key', cert: 'tls.crt', key: 'tls.key' } as const;
 const FIELDS = Object.keys(SECRET_KEYS) as (keyof StoredPki)[];
 
-function fromSecret(secret: V1Secret): StoredPki {
+interface Secret {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+interface WebhookConfiguration {
+  webhooks?: { name: string; clientConfig: { caBundle?: string } }[];
+}
+
+function fromSecret(secret: Secret): StoredPki {
   const read = (f: keyof StoredPki) => Buffer.from(secret.data?.[SECRET_KEYS[f]] ?? '', 'base64').toString();
   return Object.fromEntries(FIELDS.map((f) => [f, read(f)])) as unknown as StoredPki;
 }
@@ -41,10 +45,10 @@ function secretData(pki: StoredPki): Record<string, string> {
   return Object.fromEntries(FIELDS.map((f) => [SECRET_KEYS[f], Buffer.from(pki[f]).toString('base64')]));
 }
 
-const status = (err: unknown) => (err instanceof ApiException ? err.code : undefined);
+const status = (err: unknown) => (err instanceof KubeApiError ? err.status : undefined);
 
 export interface WebhookCertificatesOptions {
-  kubeConfig: KubeConfig;
+  client: KubeClient;
   namespace: string;
   secretName: string;
   /** MutatingWebhookConfiguration whose webhooks get ca.crt as caBundle (created by the installer). */
@@ -68,8 +72,7 @@ export interface WebhookCertificatesOptions {
 export class WebhookCertificates {
   readonly #opts: WebhookCertificatesOptions;
   readonly #policy: PkiPolicy;
-  readonly #core: CoreV1Api;
-  readonly #admission: AdmissionregistrationV1Api;
+  readonly #client: KubeClient;
   readonly #intervalMs: number;
   #current: CertificatePair | undefined;
   #caBundle = '';
@@ -89,8 +92,7 @@ export class WebhookCertificates {
       renewFraction: 1 / 3,
     };
     this.#intervalMs = opts.checkIntervalMs ?? Math.min(60_000, servingValidityMs / 10);
-    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
-    this.#admission = opts.kubeConfig.makeApiClient(AdmissionregistrationV1Api);
+    this.#client = opts.client;
   }
 
   /** The serving pair in use, once a sync succeeded. */
@@ -177,20 +179,18 @@ export class WebhookCertificates {
       if (next === undefined) return stored as StoredPki;
       try {
         if (secret === undefined) {
-          await this.#core.createNamespacedSecret({
-            namespace,
-            body: {
+          await this.#client.create(
+            resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace }),
+            {
+              apiVersion: 'v1',
+              kind: 'Secret',
               metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
               type: 'Opaque',
               data: secretData(next),
             },
-          });
+          );
         } else {
-          await this.#core.replaceNamespacedSecret({
-            name,
-            namespace,
-            body: { ...secret, data: secretData(next) },
-          });
+          await this.#client.replace(this.#secretPath(), { ...secret, data: secretData(next) });
         }
       } catch (err) {
         if (status(err) !== 409) throw err;
@@ -207,25 +207,25 @@ export class WebhookCertificates {
     throw new Error(`Secret ${namespace}/${name}: lost the race to write it 5 times in a row`);
   }
 
-  async #readSecret(): Promise<V1Secret | undefined> {
-    try {
-      return await this.#core.readNamespacedSecret({
-        name: this.#opts.secretName,
-        namespace: this.#opts.namespace,
-      });
-    } catch (err) {
-      if (status(err) === 404) return undefined;
-      throw err;
-    }
+  #secretPath(): string {
+    const { namespace, secretName: name } = this.#opts;
+    return resourcePath({ group: '', version: 'v1', plural: 'secrets', namespace, name });
+  }
+
+  #readSecret(): Promise<Secret | undefined> {
+    return this.#client.get<Secret>(this.#secretPath());
   }
 
   async #syncCaBundle(bundle: string): Promise<void> {
     const name = this.#opts.webhookConfigName;
-    let config: Awaited<ReturnType<AdmissionregistrationV1Api['readMutatingWebhookConfiguration']>>;
-    try {
-      config = await this.#admission.readMutatingWebhookConfiguration({ name });
-    } catch (err) {
-      if (status(err) !== 404) throw err;
+    const path = resourcePath({
+      group: 'admissionregistration.k8s.io',
+      version: 'v1',
+      plural: 'mutatingwebhookconfigurations',
+      name,
+    });
+    const config = await this.#client.get<WebhookConfiguration>(path);
+    if (config === undefined) {
       // The installer creates it; until then there is nothing to keep in sync.
       if (!this.#warnedMissingConfig) {
         this.#opts.logger.warn({ webhookConfiguration: name }, 'webhook configuration not found; will retry');
@@ -243,7 +243,7 @@ export class WebhookCertificates {
       ops.push({ op: 'add', path: `/webhooks/${i}/clientConfig/caBundle`, value: want });
     }
     if (ops.length === 0) return;
-    await this.#admission.patchMutatingWebhookConfiguration({ name, body: ops });
+    await this.#client.patch(path, ops, 'json');
     this.#opts.logger.info(
       { webhookConfiguration: name, webhooks: ops.length / 2 },
       'webhook caBundle updated',

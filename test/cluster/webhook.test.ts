@@ -5,9 +5,10 @@
 // are unaffected.
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
-import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeClient } from '../../src/kube/client.ts';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import {
   type CertificatePair,
   certificateInfo,
@@ -51,14 +52,14 @@ const logger = pino({ level: process.env.ORIGINGUARD_TEST_LOG ?? 'silent' });
 let operatorNs = '';
 let appNs = '';
 let origins: InjectableOrigin[] = [];
-let kc: KubeConfig;
+let client: KubeClient;
 let certs: WebhookCertificates;
 let server: WebhookServer | undefined;
 let template = DEFAULT_SIDECAR_TEMPLATE;
 
 function certificates(over: Partial<WebhookCertificatesOptions> = {}): WebhookCertificates {
   return new WebhookCertificates({
-    kubeConfig: kc,
+    client,
     namespace: operatorNs,
     secretName: SECRET,
     webhookConfigName: CONFIG_NAME,
@@ -145,8 +146,7 @@ beforeAll(async () => {
   origins = (await kubectlJson<{ items: InjectableOrigin[] }>(['get', 'origins'], { namespace: appNs }))
     .items;
 
-  kc = new KubeConfig();
-  kc.loadFromFile(kubeconfigPath());
+  client = new KubeClient(await loadKubeConfig({ kubeconfig: kubeconfigPath() }));
   certs = certificates({ onCertificate: (pair: CertificatePair) => server?.setCertificate(pair) });
   const pair = await certs.start();
   server = await startWebhookServer({
