@@ -52,10 +52,26 @@ export interface ControlPlane {
   /** Temporary directory with the data, keys, kubeconfig and logs; removed by stop(). */
   dir: string;
   processes: ProcessInfo[];
+  /**
+   * kube-apiserver alone, for tests of an API server outage: stop() terminates
+   * it (etcd and kube-controller-manager keep running); start() runs it again
+   * with the same port, arguments, certificates and etcd data, and resolves once
+   * /readyz answers 200.
+   */
+  apiServer: ApiServerControl;
   /** Resident memory of each process, in bytes (read from /proc). */
   rss(): Record<string, number>;
   /** Stops every process and removes `dir` (kept, for its logs, if ORIGINGUARD_CP_KEEP=1). Safe to call more than once. */
   stop(): Promise<void>;
+}
+
+export interface ApiServerControl {
+  /** Terminates kube-apiserver (SIGTERM, SIGKILL after 2 s) and waits until it has exited. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port; resolves when /readyz answers 200 (default timeout 60 s). */
+  start(timeoutMs?: number): Promise<void>;
+  /** Whether it runs (started and not stopped). */
+  readonly running: boolean;
 }
 
 /** Starts a control plane and waits until it is ready to serve a test. */
@@ -125,13 +141,8 @@ async function startOnce(
     const server = `https://127.0.0.1:${apiPort}`;
     const issuer = server;
     await writeCredentials(pki, adminToken);
-    const apiserver = spawnLogged(
-      'kube-apiserver',
-      binaries.kubeApiserver,
-      apiserverArgs({ pki, etcdUrl, apiPort, issuer }),
-      logs,
-      watchdog,
-    );
+    const apiArgs = apiserverArgs({ pki, etcdUrl, apiPort, issuer });
+    const apiserver = spawnLogged('kube-apiserver', binaries.kubeApiserver, apiArgs, logs, watchdog);
     started.push(apiserver);
     const caFile = join(pki, 'apiserver.crt');
     await waitUntil(deadline, apiserver, 'kube-apiserver writing its serving certificate', async () =>
@@ -172,6 +183,12 @@ async function startOnce(
     log(`control plane ready in ${Date.now() - t0} ms (${dir})`);
 
     const processes = started.map((s) => ({ name: s.name, pid: s.child.pid ?? -1, logFile: s.logFile }));
+    const apiServer = apiServerControl({
+      started,
+      processes,
+      spawn: () => spawnLogged('kube-apiserver', binaries.kubeApiserver, apiArgs, logs, watchdog),
+      ready: async () => (await api('/readyz')) === 200,
+    });
     return {
       kubeconfig,
       server,
@@ -183,6 +200,7 @@ async function startOnce(
       binDir: binaries.dir,
       dir,
       processes,
+      apiServer,
       rss: () => Object.fromEntries(processes.map((p) => [p.name, rssBytes(p.pid)])),
       stop: stopAndForget,
     };
@@ -190,6 +208,39 @@ async function startOnce(
     await stopAndForget();
     throw error;
   }
+}
+
+/**
+ * Stops and restarts kube-apiserver in place: its entry in `started` (which
+ * stop() and the exit handler walk) and in `processes` follow the new process.
+ * The same --cert-dir keeps the serving certificate, so clients still trust it.
+ */
+function apiServerControl(o: {
+  started: Started[];
+  processes: ProcessInfo[];
+  spawn: () => Started;
+  ready: () => Promise<boolean>;
+}): ApiServerControl {
+  const index = o.started.findIndex((s) => s.name === 'kube-apiserver');
+  const current = (): Started => o.started[index] as Started;
+  return {
+    get running() {
+      return current().exitCode === undefined;
+    },
+    async stop() {
+      // It stops listening at once on SIGTERM, but then waits for the controller
+      // manager's open watches to close (seconds): past 2 s, kill it.
+      await stopAll([current()], 2_000);
+    },
+    async start(timeoutMs = 60_000) {
+      if (current().exitCode === undefined) return;
+      const next = o.spawn();
+      o.started[index] = next;
+      const info = o.processes.find((p) => p.name === 'kube-apiserver');
+      if (info !== undefined) info.pid = next.child.pid ?? -1;
+      await waitUntil(Date.now() + timeoutMs, next, 'kube-apiserver answering /readyz again', o.ready);
+    },
+  };
 }
 
 function etcdArgs(dir: string, clientUrl: string, peerPort: number): string[] {
@@ -276,7 +327,8 @@ async function writeCredentials(pki: string, adminToken: string): Promise<void> 
   );
 }
 
-function kubeconfigYaml(server: string, caFile: string, token: string): string {
+/** A kubeconfig for `server` that trusts `caFile` and authenticates with a bearer `token`. */
+export function kubeconfigYaml(server: string, caFile: string, token: string): string {
   return `apiVersion: v1
 kind: Config
 clusters:

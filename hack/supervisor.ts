@@ -100,13 +100,13 @@ export function startupError(message: string, proc: Started): ControlPlaneError 
   );
 }
 
-/** SIGTERM each process in reverse start order, SIGKILL after 10 s. */
-export async function stopAll(started: Started[]): Promise<void> {
+/** SIGTERM each process in reverse start order, SIGKILL after `graceMs` (default 10 s). */
+export async function stopAll(started: Started[], graceMs = 10_000): Promise<void> {
   // Reverse order: controllers first, etcd last, so nothing logs errors about a vanished store.
   for (const s of [...started].reverse()) {
     if (s.exitCode !== undefined) continue;
     s.child.kill('SIGTERM');
-    const timer = setTimeout(() => s.child.kill('SIGKILL'), 10_000);
+    const timer = setTimeout(() => s.child.kill('SIGKILL'), graceMs);
     await s.exited;
     clearTimeout(timer);
   }

@@ -40,7 +40,7 @@ export async function findBinaries(onBuild?: (message: string) => void): Promise
   if (!cached) {
     onBuild?.(
       'building kube-apiserver, kube-controller-manager, etcd, kubectl and helm from their Go modules ' +
-        '(first run only: about 15 minutes on 2 cores, and ~5 GB of Go module and build caches; later runs reuse the cache)',
+        '(first run only: about 12 minutes on 2 cores, and ~5 GB of Go module and build caches; later runs reuse the cache)',
     );
   }
   const r = await run('bash', [script], { inheritStderr: onBuild !== undefined });

@@ -200,7 +200,14 @@ export interface OriginReport {
     name: string;
     namespace: string;
     labels?: Record<string, string>;
-    ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+    ownerReferences?: {
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }[];
     [key: string]: unknown;
   };
   status: OriginReportStatus;

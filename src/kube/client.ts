@@ -1,11 +1,16 @@
 // A thin client for the Kubernetes REST API: paths, JSON, server-side apply and
-// watch streams, over undici. Where the credentials come from is pluggable: a
+// watch streams, over undici's Agent (its request API, not fetch: fetch would
+// load WebSocket, caches and the rest of undici's entry, several MB that the
+// sidecar in every pod would pay for). Where the credentials come from is pluggable: a
 // kubeconfig through @kubernetes/client-node for the operator (kubeconfig.ts),
 // or the pod's projected token and CA for the sidecar (in-cluster.ts), which must
 // not pay for loading the whole Kubernetes client. Controllers need a handful of
 // verbs on a few resources, so one generic client reads better than the
 // generated per-group APIs.
-import { Agent, type Dispatcher, fetch } from 'undici';
+import { STATUS_CODES } from 'node:http';
+import type { Agent as AgentType, Dispatcher } from 'undici';
+import apiRequest from 'undici/lib/api/api-request.js';
+import Agent from 'undici/lib/dispatcher/agent.js';
 
 export interface ObjectMeta {
   name: string;
@@ -94,14 +99,22 @@ export interface Credentials {
   /** Authorization and any other headers, for each request (tokens rotate). */
   headers(): Promise<Record<string, string>>;
   /** TLS settings: the CA to trust, a client certificate. */
-  tls: Agent.Options['connect'] & object;
+  tls: AgentType.Options['connect'] & object;
+}
+
+/** A response whose status is below 400; `body` is a Node stream (a watch reads it line by line). */
+export interface RawResponse {
+  status: number;
+  body: Dispatcher.ResponseData['body'];
+  /** The whole body as text, as fetch's Response has it. */
+  text(): Promise<string>;
 }
 
 export class KubeClient {
   readonly server: string;
   readonly credentials: Credentials;
   private readonly defaultTimeoutMs: number;
-  private readonly agent: Agent;
+  private readonly agent: AgentType;
 
   constructor(credentials: Credentials, defaultTimeoutMs = 30_000) {
     this.credentials = credentials;
@@ -114,7 +127,7 @@ export class KubeClient {
    * A connection pool of its own. A watch uses one and destroys it when the watch
    * ends, so a connection that went silent is never reused by the next request.
    */
-  newConnection(): Agent {
+  newConnection(): AgentType {
     return new Agent({ connect: this.credentials.tls, keepAliveTimeout: 30_000 });
   }
 
@@ -123,7 +136,7 @@ export class KubeClient {
   }
 
   /** Sends a request and returns the raw response (for watch streams). Throws KubeApiError on failure. */
-  async send(method: string, path: string, opts: RequestOptions = {}) {
+  async send(method: string, path: string, opts: RequestOptions = {}): Promise<RawResponse> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) {
       if (v !== undefined) url.searchParams.set(k, String(v));
@@ -142,19 +155,21 @@ export class KubeClient {
       opts.timeoutMs === 0 ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.defaultTimeoutMs),
     ];
     try {
-      const res = await fetch(url, {
-        method,
+      // The signal also ends the body: a timed-out or aborted watch stream stops.
+      const res = await apiRequest.call(opts.dispatcher ?? this.agent, {
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
+        method: method as Dispatcher.HttpMethod,
         headers,
         ...(body === undefined ? {} : { body }),
-        dispatcher: opts.dispatcher ?? this.agent,
         signal: AbortSignal.any(signals.filter((s) => s !== undefined)),
       });
-      if (res.status >= 400) throw await apiError(method, path, res);
-      return res;
+      if (res.statusCode >= 400) throw await apiError(method, path, res.statusCode, res.body);
+      return { status: res.statusCode, body: res.body, text: () => res.body.text() };
     } catch (err) {
       if (err instanceof KubeApiError) throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+      const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+      const detail = e.cause?.code ?? e.code ?? e.cause?.message ?? e.message;
       throw new KubeApiError(method, path, 0, 'Unreachable', `cannot reach the API server: ${detail}`);
     }
   }
@@ -227,10 +242,11 @@ export class KubeClient {
   }
 }
 
-async function apiError(method: string, path: string, res: Response | Awaited<ReturnType<typeof fetch>>) {
-  const text = await res.text().catch(() => '');
-  let reason = res.statusText;
-  let message = text.slice(0, 2000) || res.statusText;
+async function apiError(method: string, path: string, status: number, body: RawResponse['body']) {
+  const text = await body.text().catch(() => '');
+  const statusText = STATUS_CODES[status] ?? '';
+  let reason = statusText;
+  let message = text.slice(0, 2000) || statusText;
   try {
     const status = JSON.parse(text) as { reason?: string; message?: string };
     reason = status.reason ?? reason;
@@ -238,5 +254,5 @@ async function apiError(method: string, path: string, res: Response | Awaited<Re
   } catch {
     // Not a metav1.Status: keep the raw text.
   }
-  return new KubeApiError(method, path, res.status, reason, message);
+  return new KubeApiError(method, path, status, reason, message);
 }

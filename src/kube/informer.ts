@@ -5,7 +5,6 @@
 // missed event is repaired within one period. Handlers see add/update/delete.
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { KubeApiError, type KubeClient, type KubeObject } from './client.ts';
 
@@ -23,6 +22,8 @@ export interface InformerOptions {
   logger: Logger;
   /** Called on each restart of a watch, with why (for metrics). */
   onRestart?: (reason: 'error' | 'stall' | 'expired' | 'closed' | 'relist') => void;
+  /** Called when a list or watch request got through (true) or failed (false, with the error). */
+  onApiResult?: (ok: boolean, err?: unknown) => void;
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -50,7 +51,9 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
   private readonly syncedPaths = new Set<string>();
   private readonly abort = new AbortController();
   private readonly loops: Promise<void>[] = [];
-  private readonly opts: Required<Omit<InformerOptions, 'labelSelector' | 'fieldSelector' | 'onRestart'>> &
+  private readonly opts: Required<
+    Omit<InformerOptions, 'labelSelector' | 'fieldSelector' | 'onRestart' | 'onApiResult'>
+  > &
     InformerOptions;
 
   private readonly client: KubeClient;
@@ -112,6 +115,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
           await sleep(jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** failures)), signal);
       } catch (err) {
         if (signal.aborted) break;
+        this.opts.onApiResult?.(false, err);
         failures++;
         const delay = jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)));
         this.opts.logger.warn(
@@ -128,6 +132,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
   private async relist(path: string): Promise<string> {
     const query = { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector };
     const { items, resourceVersion } = await this.client.list<T>(path, query);
+    this.opts.onApiResult?.(true);
     const seen = new Set<string>();
     for (const item of items) {
       const key = objectKey(item);
@@ -202,7 +207,11 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
         timeoutMs: 0,
         signal,
       });
-      const lines = createInterface(Readable.fromWeb(res.body as never));
+      this.opts.onApiResult?.(true);
+      const lines = createInterface({ input: res.body, crlfDelay: Number.POSITIVE_INFINITY });
+      // readline re-emits the body's error on the interface; unheard, it would crash the
+      // process when the API server goes away. The loop then ends and the watch restarts.
+      lines.on('error', () => {});
       for await (const line of lines) {
         armStall();
         if (line === '') continue;

@@ -236,7 +236,11 @@ function tokenVolume(template: SidecarTemplate): Record<string, unknown> {
         { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
         {
           downwardAPI: {
-            items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+            items: [
+              { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+              // A file, not env: the kubelet rewrites it when the labels change (which Origins select the pod).
+              { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+            ],
           },
         },
       ],

@@ -81,9 +81,10 @@ const rule = (
 /**
  * What every sidecar may do, bound per namespace: read Origins (it watches its own)
  * and write OriginReports with server-side apply. Apply needs `patch`, plus `create`
- * when the report does not exist yet; no get, list, update or delete (the garbage
- * collector deletes reports with their pod). Which report is checked by the
- * admission policy, not here: RBAC cannot tell one pod's report from another's.
+ * when the report does not exist yet; `delete` removes the report of an Origin that
+ * stops selecting the pod (the garbage collector deletes the rest with the pod).
+ * No get, list or update. Which report is checked by the admission policy, not
+ * here: RBAC cannot tell one pod's report from another's.
  */
 export function sidecarClusterRole(): RbacRole {
   return {
@@ -92,7 +93,7 @@ export function sidecarClusterRole(): RbacRole {
     metadata: { name: SIDECAR_CLUSTER_ROLE, labels: INSTALL_LABELS },
     rules: [
       rule(GROUP, ['origins'], ['get', 'list', 'watch']),
-      rule(GROUP, ['originreports'], ['create', 'patch']),
+      rule(GROUP, ['originreports'], ['create', 'patch', 'delete']),
     ],
   };
 }

@@ -8,6 +8,8 @@ export interface AdminSource {
   readonly ready: boolean;
   health(): HealthSnapshot[];
   configErrors(): readonly string[];
+  /** Cluster mode: the pod, its labels, the API server and the reports (shown under `cluster`). */
+  cluster?(): unknown;
 }
 
 export function createAdminServer(source: AdminSource, metrics: SidecarMetrics): FastifyInstance {
@@ -24,6 +26,7 @@ export function createAdminServer(source: AdminSource, metrics: SidecarMetrics):
     ready: source.ready,
     configErrors: source.configErrors(),
     origins: source.health(),
+    ...(source.cluster === undefined ? {} : { cluster: source.cluster() }),
   }));
   return app;
 }

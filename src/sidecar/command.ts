@@ -1,7 +1,9 @@
 // `originguard sidecar`: flags, logging, signals. Standalone mode reads Origins
-// from --config and watches the file.
+// from --config and watches the file; cluster mode (--cluster, as the operator
+// injects it) watches the Origins that select its pod, in cluster-command.ts,
+// loaded only then so the standalone sidecar never loads the Kubernetes code.
 import { parseArgs } from 'node:util';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { durationMs, portNumber, positiveInt, UsageError, withEnv } from '../flags.ts';
 import { createAdminServer } from './admin.ts';
 import { loadConfigFile, watchConfigFile } from './config-file.ts';
@@ -10,13 +12,25 @@ import { Resolver } from './resolver.ts';
 import { Sidecar } from './sidecar.ts';
 
 const HELP = `Usage: originguard sidecar --config <file> [options]
+       originguard sidecar --cluster [options]
 
 Proxies edge traffic to the origins declared in <file> (Origin manifests, YAML,
-as for kubectl apply). Answers 531 when the origin cannot be reached and 536 when
-it does not answer in time, with the precise cause in Proxy-Status.
+as for kubectl apply), or in a pod (--cluster) to the Origins that select the
+pod. Answers 531 when the origin cannot be reached and 536 when it does not
+answer in time, with the precise cause in Proxy-Status.
 
 Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_ADMIN_PORT):
   --config <file>              Origin manifests to serve; watched for changes
+  --cluster                    Serve the Origins selecting this pod and write its
+                               OriginReports (reads ORIGINGUARD_POD_NAME, _POD_NAMESPACE,
+                               _POD_UID, _SERVICE_ACCOUNT, _TOKEN_FILE, _CA_FILE and
+                               KUBERNETES_SERVICE_HOST/PORT, as the webhook sets them)
+  --pod-labels-file <file>     Cluster: the pod's labels (downward API; default:
+                               labels next to the token file)
+  --report-debounce <d>        Cluster: window coalescing health changes into one
+                               report write (default 250ms)
+  --report-heartbeat <d>       Cluster: report rewrite interval while the origin is
+                               unreachable (default 30s)
   --admin-port <port>          Port for /healthz, /readyz, /metrics, /status (default 9901)
   --admin-address <ip>         Address of the admin port (default 0.0.0.0)
   --dns-server <ip[:port]>     DNS server to use instead of /etc/resolv.conf's (repeatable)
@@ -31,6 +45,10 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_ADMIN_PORT):
 
 const OPTIONS = {
   config: { type: 'string' },
+  cluster: { type: 'boolean' },
+  'pod-labels-file': { type: 'string' },
+  'report-debounce': { type: 'string', default: '250ms' },
+  'report-heartbeat': { type: 'string', default: '30s' },
   'admin-port': { type: 'string', default: '9901' },
   'admin-address': { type: 'string', default: '0.0.0.0' },
   'dns-server': { type: 'string', multiple: true },
@@ -61,11 +79,12 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const configPath = flags.config as string | undefined;
-  if (configPath === undefined) {
-    process.stderr.write(`originguard sidecar: --config <file> is required\n\n${HELP}`);
+  const cluster = flags.cluster === true;
+  if ((configPath === undefined) === !cluster) {
+    process.stderr.write(`originguard sidecar: give either --config <file> or --cluster\n\n${HELP}`);
     return 2;
   }
-  let settings: ReturnType<typeof readSettings>;
+  let settings: SidecarSettings;
   try {
     settings = readSettings(flags);
   } catch (err) {
@@ -75,6 +94,14 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   }
 
   const logger = pino({ level: flags['log-level'] as string, base: { component: 'sidecar' } });
+  if (cluster) {
+    const { runClusterSidecar } = await import('./cluster-command.ts');
+    return runClusterSidecar(settings, logger);
+  }
+  return runStandalone(configPath as string, settings, logger);
+}
+
+async function runStandalone(configPath: string, settings: SidecarSettings, logger: Logger): Promise<number> {
   const initial = await loadConfigFile(configPath);
   if (!initial.ok) {
     process.stderr.write(
@@ -145,13 +172,24 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     );
   });
 
+  return untilSignal(logger, settings.drainMs, async () => {
+    watcher.close();
+    const clean = await sidecar.drain(settings.drainMs);
+    await admin.close();
+    return clean;
+  });
+}
+
+/**
+ * Waits for SIGTERM or SIGINT, then runs `drain` (which resolves whether every
+ * request in flight finished) and resolves to the exit code.
+ */
+export function untilSignal(logger: Logger, drainMs: number, drain: () => Promise<boolean>): Promise<number> {
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      logger.info({ signal, drainTimeoutMs: settings.drainMs }, 'draining: not accepting new connections');
-      watcher.close();
-      sidecar.drain(settings.drainMs).then(
-        async (clean) => {
-          await admin.close();
+      logger.info({ signal, drainTimeoutMs: drainMs }, 'draining: not accepting new connections');
+      drain().then(
+        (clean) => {
           logger.info(
             { clean },
             clean ? 'drained; exiting' : 'drain timeout reached; closed remaining connections',
@@ -169,8 +207,13 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   });
 }
 
+export type SidecarSettings = ReturnType<typeof readSettings>;
+
 function readSettings(flags: Flags) {
   return {
+    podLabelsFile: flags['pod-labels-file'] as string | undefined,
+    reportDebounceMs: durationMs('report-debounce', flags['report-debounce'] as string),
+    reportHeartbeatMs: durationMs('report-heartbeat', flags['report-heartbeat'] as string),
     adminPort: portNumber('admin-port', flags['admin-port'] as string),
     adminAddress: flags['admin-address'] as string,
     dnsServers: (flags['dns-server'] as string[] | undefined) ?? [],

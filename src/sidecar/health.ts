@@ -3,7 +3,7 @@
 // by Origin), feeds the admin /status endpoint, and is what an OriginReport
 // publishes. State changes are emitted; per-request updates are only counters.
 import { EventEmitter } from 'node:events';
-import { CAUSES, type Cause } from '../api/causes.ts';
+import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { FailureDetail } from '../api/report.ts';
 import type { Failure } from './classify.ts';
 
@@ -23,6 +23,8 @@ export interface HealthSnapshot {
   readonly generation: number | undefined;
   readonly state: HealthState;
   readonly cause?: Cause;
+  /** Phase of the failure that made the origin Unreachable. */
+  readonly phase?: Phase;
   readonly hint?: string;
   readonly ejected: boolean;
   readonly requests: number;
@@ -43,6 +45,7 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
   ejected = false;
   #state: HealthState = 'Unknown';
   #cause: Cause | undefined;
+  #phase: Phase | undefined;
   #requests = 0;
   #failures = 0;
   readonly #byCause: Partial<Record<Cause, number>> = {};
@@ -70,7 +73,7 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
 
   /** The origin accepted a connection or answered: it is reachable. */
   onReachable(): void {
-    if (this.#state !== 'Reachable') this.#set('Reachable', undefined);
+    if (this.#state !== 'Reachable') this.#set('Reachable', undefined, undefined);
   }
 
   onFailure(failure: Failure, statusCode: number, connectPhase: boolean): void {
@@ -96,13 +99,14 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
     // Only connection failures (and response timeouts) say the origin cannot be reached.
     if (connectPhase || counted.cause === 'http_response_timeout') {
       if (this.#state !== 'Unreachable' || this.#cause !== counted.cause)
-        this.#set('Unreachable', counted.cause);
+        this.#set('Unreachable', counted.cause, counted.phase);
     }
   }
 
-  #set(state: HealthState, cause: Cause | undefined): void {
+  #set(state: HealthState, cause: Cause | undefined, phase: Phase | undefined): void {
     this.#state = state;
     this.#cause = cause;
+    this.#phase = phase;
     this.#transition = new Date().toISOString();
     this.emit('change', this.snapshot());
   }
@@ -113,6 +117,7 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
       generation: this.generation,
       state: this.#state,
       ...(this.#cause === undefined ? {} : { cause: this.#cause, hint: CAUSES[this.#cause].hint }),
+      ...(this.#phase === undefined ? {} : { phase: this.#phase }),
       ejected: this.ejected,
       requests: this.#requests,
       failures: this.#failures,

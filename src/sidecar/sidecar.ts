@@ -17,11 +17,22 @@ export interface SidecarOptions {
   readonly resolver: Resolver;
   readonly limits: ClientLimits;
   readonly maxBodyBytes: number;
+  /**
+   * Binds every listener on this address instead of each Origin's
+   * spec.listen.address: lets many sidecars run in one process (e.g. one per
+   * 127.0.0.x) without their ports colliding.
+   */
+  readonly listenAddress?: string | undefined;
+  /** Called when an origin's health state or cause changes (the OriginReport writer listens). */
+  readonly onHealthChange?: ((key: string, snapshot: HealthSnapshot) => void) | undefined;
 }
 
 export interface ApplyResult {
+  /** Keys of the Origins now served (an Origin whose port could not be bound is not). */
   readonly applied: string[];
   readonly errors: string[];
+  /** The whole set was refused (conflicting routes): the previous one still serves. */
+  readonly refused: boolean;
 }
 
 export class Sidecar {
@@ -47,11 +58,19 @@ export class Sidecar {
     return [...this.#runtimes.values()].map((r) => r.health.snapshot());
   }
 
+  /** Health of one served origin, by key (namespace/name). */
+  healthOf(key: string): HealthSnapshot | undefined {
+    return this.#runtimes.get(key)?.health.snapshot();
+  }
+
   #healthFor(key: string): OriginHealth {
     let h = this.#health.get(key);
     if (h === undefined) {
       h = new OriginHealth(key);
-      h.on('change', (s) => this.#opts.metrics.reachable.labels(key).set(s.state === 'Reachable' ? 1 : 0));
+      h.on('change', (s) => {
+        this.#opts.metrics.reachable.labels(key).set(s.state === 'Reachable' ? 1 : 0);
+        this.#opts.onHealthChange?.(key, s);
+      });
       this.#health.set(key, h);
     }
     return h;
@@ -64,14 +83,14 @@ export class Sidecar {
    */
   async apply(origins: readonly OriginManifest[]): Promise<ApplyResult> {
     const built = this.#buildRuntimes(origins);
-    if ('error' in built) return { applied: [], errors: [built.error] };
+    if ('error' in built) return { applied: [], errors: [built.error], refused: true };
     const { next, created } = built;
     const { table, errors } = buildRoutes([...next.values()]);
     if (errors.length > 0) {
       await Promise.all(created.map((r) => r.destroy()));
-      return { applied: [], errors };
+      return { applied: [], errors, refused: true };
     }
-    const bindErrors = await this.#bindListeners(table);
+    const { errors: bindErrors, failedPorts } = await this.#bindListeners(table);
     const old = [...this.#runtimes.values()].filter((r) => next.get(r.key) !== r);
     this.#runtimes.clear();
     for (const [k, v] of next) this.#runtimes.set(k, v);
@@ -82,7 +101,8 @@ export class Sidecar {
       );
     }
     this.#ready = bindErrors.length === 0 || this.#listeners.size > 0;
-    return { applied: [...next.keys()], errors: bindErrors };
+    const applied = [...next.values()].filter((r) => !failedPorts.has(r.listen.port)).map((r) => r.key);
+    return { applied, errors: bindErrors, refused: false };
   }
 
   /** Keeps the runtime of every Origin whose spec did not change (its pool and ejection state with it). */
@@ -116,13 +136,16 @@ export class Sidecar {
   }
 
   /** Opens listeners for new ports, moves changed ones, retires unused ones, and swaps each port's routes. */
-  async #bindListeners(table: RouteTable<OriginRuntime>): Promise<string[]> {
+  async #bindListeners(
+    table: RouteTable<OriginRuntime>,
+  ): Promise<{ errors: string[]; failedPorts: Set<number> }> {
     const bindErrors: string[] = [];
+    const failedPorts = new Set<number>();
     for (const [port, routes] of table) {
       const first = [...routes.exact.values(), ...routes.wildcards.map(([, o]) => o), routes.fallback].find(
         (o) => o !== undefined,
       );
-      const address = first?.listen.address ?? '0.0.0.0';
+      const address = this.#opts.listenAddress ?? first?.listen.address ?? '0.0.0.0';
       let listener = this.#listeners.get(port);
       if (listener !== undefined && listener.address !== address) {
         void this.#retire(listener);
@@ -135,6 +158,7 @@ export class Sidecar {
           await listener.start();
         } catch (err) {
           bindErrors.push(`spec.listen: cannot listen on ${address}:${port}: ${(err as Error).message}`);
+          failedPorts.add(port);
           continue;
         }
         this.#listeners.set(port, listener);
@@ -147,7 +171,7 @@ export class Sidecar {
         void this.#retire(listener);
       }
     }
-    return bindErrors;
+    return { errors: bindErrors, failedPorts };
   }
 
   #newListener(port: number, address: string): Listener {

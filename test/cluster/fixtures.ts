@@ -18,6 +18,8 @@ export interface KubectlOptions {
   token?: string;
   /** Kills kubectl after this many ms (default 30 s). */
   timeoutMs?: number;
+  /** Another control plane's kubeconfig (e.g. one a test file starts itself); default: the shared one. */
+  kubeconfig?: string;
 }
 
 export interface KubectlResult {
@@ -61,7 +63,7 @@ export function kubectl(args: readonly string[], opts: KubectlOptions = {}): Pro
       kubectlBinary(),
       full,
       {
-        env: { ...process.env, KUBECONFIG: kubeconfigPath() },
+        env: { ...process.env, KUBECONFIG: opts.kubeconfig ?? kubeconfigPath() },
         timeout: opts.timeoutMs ?? 30_000,
         maxBuffer: 32 * 1024 * 1024,
       },

@@ -175,6 +175,30 @@ describe("a sidecar's pod-bound token", () => {
     expect(kept.status.podUID).toBe(b.uid);
   });
 
+  it("deletes its own pod's report (an Origin stopped selecting it), but not another pod's", async () => {
+    const { a, b, token } = await podsAndToken(ns());
+    await bindSidecarRole(ns(), token);
+    await waitForPolicy(reportOf(ns(), b), token);
+    expect((await sidecarApply(reportOf(ns(), a), token)).code).toBe(0);
+    await apply(JSON.stringify(reportOf(ns(), b)));
+    const other = await kubectl(['delete', 'originreport', reportName('shop', b.name)], {
+      token,
+      namespace: ns(),
+    });
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toContain(
+      `this report is about pod ${b.name} (uid ${b.uid}), not the token's pod ${a.name} (uid ${a.uid})`,
+    );
+    const own = await kubectl(['delete', 'originreport', reportName('shop', a.name)], {
+      token,
+      namespace: ns(),
+    });
+    expect(own.stderr).toBe('');
+    expect(own.code).toBe(0);
+    const names = await kubectlOk(['get', 'originreports', '-o', 'name'], { namespace: ns() });
+    expect(names.trim()).toBe(`originreport.edge.originguard.dev/${reportName('shop', b.name)}`);
+  });
+
   it('is refused when the token is not bound to a pod, with the pod-bound message', async () => {
     const { a, token } = await podsAndToken(ns());
     await bindSidecarRole(ns(), token);
@@ -214,7 +238,7 @@ describe('RBAC of the sidecar', () => {
     );
   });
 
-  it('lets the token read Origins and create or patch reports in its namespace, and nothing else', async () => {
+  it('lets the token read Origins and create, patch or delete reports in its namespace, and nothing else', async () => {
     const { token } = await podsAndToken(ns());
     await bindSidecarRole(ns(), token);
     const allowed = [
@@ -223,6 +247,7 @@ describe('RBAC of the sidecar', () => {
       ['watch', 'origins'],
       ['create', 'originreports'],
       ['patch', 'originreports'],
+      ['delete', 'originreports'],
     ];
     const refused = [
       ['create', 'origins'],
@@ -232,7 +257,6 @@ describe('RBAC of the sidecar', () => {
       ['get', 'originreports'],
       ['list', 'originreports'],
       ['update', 'originreports'],
-      ['delete', 'originreports'],
       ['get', 'pods'],
       ['get', 'secrets'],
       ['create', 'rolebindings'],

@@ -1,11 +1,13 @@
 // `originguard sidecar --config` as a user runs it: a separate process, a real
-// file, real signals.
+// file, real signals. (Cluster mode against an API server: test/cluster/sidecar-cluster.test.ts.)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { SIDECAR_ENV } from '../../src/operator/names.ts';
+import { podEnv } from '../support/cluster-sidecar.ts';
 import { type EchoResponse, startHttpOrigin } from '../support/origins.ts';
 import { freePort, get } from '../support/run-sidecar.ts';
 
@@ -36,8 +38,8 @@ afterEach(() => {
   running.clear();
 });
 
-function run(args: string[]): Proc {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function run(args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const out: string[] = [];
   const err: string[] = [];
@@ -147,6 +149,40 @@ describe('originguard sidecar (process)', () => {
     const bad = run(['sidecar', '--nope']);
     expect(await bad.exited).toBe(2);
     expect(bad.err.join('\n')).toContain("Unknown option '--nope'");
+  });
+
+  it('in cluster mode, exits 2 naming the first variable the webhook should have set', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'og-pod-'));
+    try {
+      const full: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH,
+        ...podEnv({ podName: 'p', namespace: 'ns', podUid: 'u', serviceAccount: 'default', dir }, 6443),
+      };
+      for (const name of [
+        SIDECAR_ENV.podName,
+        SIDECAR_ENV.podUid,
+        SIDECAR_ENV.tokenFile,
+        'KUBERNETES_SERVICE_HOST',
+      ]) {
+        const p = run(['sidecar', '--cluster', '--admin-port', '0'], { ...full, [name]: undefined });
+        expect(await p.exited, name).toBe(2);
+        expect(p.err.join('\n')).toContain(`${name} is not set`);
+      }
+      // Every variable set, but the files of the projected volume are not there.
+      const noFiles = run(['sidecar', '--cluster', '--admin-port', '0'], full);
+      expect(await noFiles.exited).toBe(1);
+      expect(noFiles.err.join('\n')).toContain(`cannot read the cluster CA ${join(dir, 'ca.crt')}`);
+      await writeFile(join(dir, 'token'), 'token');
+      await writeFile(join(dir, 'ca.crt'), 'not a certificate');
+      const noLabels = run(['sidecar', '--cluster', '--admin-port', '0'], full);
+      expect(await noLabels.exited).toBe(1);
+      expect(noLabels.err.join('\n')).toContain(`cannot read the pod's labels from ${join(dir, 'labels')}`);
+      const both = run(['sidecar', '--cluster', '--config', 'x.yaml'], full);
+      expect(await both.exited).toBe(2);
+      expect(both.err.join('\n')).toContain('give either --config <file> or --cluster');
+    } finally {
+      await rm(dir, { recursive: true });
+    }
   });
 
   it('applies a valid change of the file live, without dropping a request in flight', async () => {

@@ -59,6 +59,8 @@ export interface HttpOriginOptions {
   /** Delay before the response head of every request (also per request: `?delay=MS`). */
   headersDelayMs?: number;
   host?: '127.0.0.1' | '::1';
+  /** Listen on this port (e.g. to bring a stopped origin back on the same port); default a free one. */
+  port?: number;
 }
 
 export interface HttpOriginHandle {
@@ -167,7 +169,7 @@ export async function startHttpOrigin(opts: HttpOriginOptions = {}): Promise<Htt
       }
     });
   });
-  await listen(server, host);
+  await listen(server, host, opts.port);
   const port = (server.address() as net.AddressInfo).port;
   const close = async (): Promise<void> => {
     for (const t of timers) clearTimeout(t);
@@ -184,10 +186,10 @@ export async function startHttpOrigin(opts: HttpOriginOptions = {}): Promise<Htt
   };
 }
 
-function listen(server: net.Server, host: string): Promise<void> {
+function listen(server: net.Server, host: string, port = 0): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ port: 0, host }, () => {
+    server.listen({ port, host }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -3,6 +3,7 @@
 // on loopback ports, its log lines kept for assertions and failure messages.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'undici';
+import { collectJsonLines, waitForReadyz } from '../../hack/child-output.ts';
 import { freePort } from './run-sidecar.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
@@ -64,19 +65,7 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
   running.add(child);
   const logs: Record<string, unknown>[] = [];
   const raw: string[] = [];
-  let partial = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const line of lines) {
-      raw.push(line);
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // Not JSON: kept in raw for tail().
-      }
-    }
-  });
+  collectJsonLines(child.stdout, { logs, raw });
   child.stderr?.on('data', (d: Buffer) => raw.push(...d.toString().split('\n')));
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => {
@@ -93,21 +82,7 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
     logs,
     exited,
     tail,
-    async waitReady(timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`operator exited with ${child.exitCode}:\n${tail()}`);
-        try {
-          const res = await request(`http://127.0.0.1:${healthPort}/readyz`);
-          await res.body.text();
-          if (res.statusCode === 200) return;
-        } catch {
-          // Not listening yet.
-        }
-        if (Date.now() > deadline) throw new Error(`operator not ready after ${timeoutMs} ms:\n${tail()}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    },
+    waitReady: (timeoutMs = 30_000) => waitForReadyz('operator', child, healthPort, tail, timeoutMs),
     async metric(name, labels = {}) {
       const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
       const text = await res.body.text();

@@ -250,7 +250,7 @@ describe('the injected pod', () => {
     });
   });
 
-  it('projects a pod-bound token, the cluster CA and the namespace, mounted in the sidecar only', () => {
+  it("projects a pod-bound token, the cluster CA, the namespace and the pod's labels, mounted in the sidecar only", () => {
     const pod = inject(webPod({ spec: { volumes: [{ name: 'data', emptyDir: {} }] } }), {
       template: { ...template, tokenExpirationSeconds: 1800 },
     });
@@ -260,7 +260,10 @@ describe('the injected pod', () => {
       { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
       {
         downwardAPI: {
-          items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }],
+          items: [
+            { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
+            { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+          ],
         },
       },
     ]);

@@ -53,12 +53,12 @@ describe('generated deploy/ manifests', () => {
 });
 
 describe('sidecar RBAC', () => {
-  it('lets a sidecar read Origins and create or patch reports (server-side apply), nothing more', () => {
+  it('lets a sidecar read Origins, write reports (server-side apply) and delete them, nothing more', () => {
     const role = sidecarClusterRole();
     expect(role.metadata.name).toBe(SIDECAR_CLUSTER_ROLE);
     expect(lines(role.rules)).toEqual([
       'edge.originguard.dev/origins: get,list,watch',
-      'edge.originguard.dev/originreports: create,patch',
+      'edge.originguard.dev/originreports: create,patch,delete',
     ]);
   });
 
