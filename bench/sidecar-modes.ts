@@ -5,19 +5,19 @@
 // RSS is VmRSS 1 s after ready (as bench/run.ts reads it) and again 10 s later,
 // after 10 requests through the sidecar.
 //
-//   npm run build && node test/support/measure-sidecar.ts [--runs 5]
+//   npm run bench:modes            (npm run build && node bench/sidecar-modes.ts [--runs 5])
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startControlPlane } from '../../hack/control-plane.ts';
-import { sidecarRoleBinding } from '../../src/operator/manifests.ts';
-import { podEnv, writeLabels } from './cluster-sidecar.ts';
-import { startHttpOrigin } from './origins.ts';
-import { freePort, get } from './run-sidecar.ts';
+import { startControlPlane } from '../hack/control-plane.ts';
+import { sidecarRoleBinding } from '../src/operator/manifests.ts';
+import { podEnv, writeLabels } from '../test/support/cluster-sidecar.ts';
+import { startHttpOrigin } from '../test/support/origins.ts';
+import { freePort, get } from '../test/support/run-sidecar.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
+const root = new URL('../', import.meta.url).pathname;
 const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(flags.runs);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
