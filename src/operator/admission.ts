@@ -4,9 +4,11 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
+import { CertificateFiles } from './cert-files.ts';
 import { certificateInfo, WebhookCertificates } from './certificates.ts';
 import { decideInjection, type InjectionDecision, type SidecarTemplate } from './injection.ts';
 import type { OperatorMetrics } from './metrics.ts';
+import type { CertificatePair } from './pki.ts';
 import type { Origin } from './status-controller.ts';
 import { type AdmissionRequest, startWebhookServer, type WebhookServer } from './webhook.ts';
 
@@ -25,6 +27,11 @@ export interface AdmissionOptions {
   caValidityMs: number;
   excludedNamespaces: readonly string[];
   template: SidecarTemplate;
+  /**
+   * Serve tls.crt/tls.key from this directory (e.g. a cert-manager Secret) instead of
+   * the operator's own CA; the caBundle is then someone else's job (cert-manager's CA injector).
+   */
+  certDir?: string | undefined;
 }
 
 export interface Admission {
@@ -39,21 +46,29 @@ const SYNC_WAIT_MS = 2000;
 export async function startAdmission(opts: AdmissionOptions): Promise<Admission> {
   const { logger, metrics, origins } = opts;
   let server: WebhookServer | undefined;
-  const certificates = new WebhookCertificates({
-    client: opts.client,
-    namespace: opts.operatorNamespace,
-    secretName: opts.secretName,
-    webhookConfigName: opts.webhookConfigName,
-    dnsNames: opts.dnsNames,
-    ipAddresses: opts.ipAddresses,
-    servingValidityMs: opts.servingValidityMs,
-    caValidityMs: opts.caValidityMs,
-    logger,
-    onCertificate: (pair) => {
-      server?.setCertificate(pair);
-      metrics.certificateExpiry.set(certificateExpiry(pair.cert));
-    },
-  });
+  const onCertificate = (pair: CertificatePair) => {
+    server?.setCertificate(pair);
+    metrics.certificateExpiry.set(certificateExpiry(pair.cert));
+  };
+  const certificates: {
+    start(): Promise<CertificatePair>;
+    stop(): void;
+    readonly current: CertificatePair | undefined;
+  } =
+    opts.certDir !== undefined
+      ? new CertificateFiles({ dir: opts.certDir, logger, onCertificate })
+      : new WebhookCertificates({
+          client: opts.client,
+          namespace: opts.operatorNamespace,
+          secretName: opts.secretName,
+          webhookConfigName: opts.webhookConfigName,
+          dnsNames: opts.dnsNames,
+          ipAddresses: opts.ipAddresses,
+          servingValidityMs: opts.servingValidityMs,
+          caValidityMs: opts.caValidityMs,
+          logger,
+          onCertificate,
+        });
   const pair = await certificates.start();
   metrics.certificateExpiry.set(certificateExpiry(pair.cert));
 

@@ -40,6 +40,8 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_LEADER_ELECT
   --webhook-cert-secret <name>          Secret holding the webhook CA and certificate (default originguard-webhook-cert)
   --webhook-cert-validity <d>           Serving certificate lifetime; renewed with a third left (default 8760h)
   --webhook-ca-validity <d>             CA lifetime (default 87600h)
+  --webhook-cert-dir <dir>              Serve tls.crt/tls.key from this directory (e.g. a cert-manager Secret),
+                                        re-read on renewal; the operator then keeps no CA, Secret or caBundle
   --excluded-namespaces <ns,...>        Never inject into these, besides kube-system, kube-public, kube-node-lease
                                         and the operator's namespace
   --sidecar-image <image>               Image of the injected sidecar (default ${DEFAULT_SIDECAR_TEMPLATE.image})
@@ -73,6 +75,7 @@ const OPTIONS = {
   'webhook-cert-secret': { type: 'string', default: 'originguard-webhook-cert' },
   'webhook-cert-validity': { type: 'string', default: '8760h' },
   'webhook-ca-validity': { type: 'string', default: '87600h' },
+  'webhook-cert-dir': { type: 'string' },
   'excluded-namespaces': { type: 'string', multiple: true },
   'sidecar-image': { type: 'string' },
   'sidecar-mode': { type: 'string' },
@@ -184,6 +187,7 @@ export function readOptions(flags: Flags): OperatorOptions {
               ...new Set([...SYSTEM_NAMESPACES, namespace, ...list(flags['excluded-namespaces'])]),
             ],
             template: sidecarTemplate(flags),
+            certDir: flags['webhook-cert-dir'] as string | undefined,
           },
     health: bindAddress('health-probe-bind-address', flags['health-probe-bind-address'] as string),
     metricsBind: bindAddress('metrics-bind-address', flags['metrics-bind-address'] as string),
