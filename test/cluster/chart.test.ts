@@ -316,7 +316,9 @@ describe('helm chart charts/originguard', () => {
     const volume = (spec as { volumes?: { name: string; secret?: { secretName: string } }[] }).volumes?.find(
       (v) => v.name === 'webhook-tls',
     );
-    expect(volume?.secret?.secretName).toBe((serving?.spec as { secretName: string }).secretName);
+    expect(volume?.secret?.secretName).toBe(
+      (serving?.spec as { secretName?: string } | undefined)?.secretName,
+    );
     // With an issuer of the user's, no self-signed CA is made.
     const own = await template('cm', 'og', [
       '--set',
@@ -327,7 +329,9 @@ describe('helm chart charts/originguard', () => {
       'webhook.certManager.issuerRef.name=corp-ca',
     ]);
     expect(own.filter((o) => o.kind === 'Issuer')).toEqual([]);
-    expect((own.find((o) => o.kind === 'Certificate')?.spec as { issuerRef: unknown }).issuerRef).toEqual({
+    expect(
+      (own.find((o) => o.kind === 'Certificate')?.spec as { issuerRef?: unknown } | undefined)?.issuerRef,
+    ).toEqual({
       kind: 'ClusterIssuer',
       name: 'corp-ca',
     });
