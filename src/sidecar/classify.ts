@@ -199,7 +199,8 @@ export function isConnectPhase(phase: Phase): boolean {
 
 /** The status code answered for a failure, under the Origin's status profile. */
 export function statusFor(failure: Pick<Failure, 'cause' | 'phase'>, profile: StatusProfile): number {
-  if (failure.cause === 'proxy_internal_error') return 500;
+  // Our own failure is no upstream failure: 500, or Edgio's own code for it (530).
+  if (failure.cause === 'proxy_internal_error') return profile === 'Edgio' ? 530 : 500;
   if (profile === 'Edgio') {
     const edgio = CAUSES[failure.cause].edgioStatus;
     if (edgio !== 531 && edgio !== 536) return edgio;

@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { reportName } from '../../src/api/report.ts';
+import { validateOrigin } from '../../src/api/validate.ts';
 import { exampleOrigin, INVALID_ORIGINS, invalidOrigin, type Manifest } from '../support/invalid-origins.ts';
 import { failingOriginStatus, unreachableReport } from '../support/status-samples.ts';
 import { apply, kubectl, kubectlJson, kubectlOk, useNamespace, waitFor } from './fixtures.ts';
@@ -74,6 +75,19 @@ describe('Origin validation by the API server', () => {
     async ({ object }) => {
       const out = await apply(inNamespace(ns(), structuredClone(object)));
       expect(out).toMatch(/created|configured|unchanged/);
+    },
+  );
+
+  it.each(exampleObjects().filter(({ object }) => object.kind === 'Origin'))(
+    'stores $object.metadata.name from examples/$file with the defaults the standalone sidecar applies',
+    async ({ object }) => {
+      const local = validateOrigin(structuredClone(object));
+      expect(local.ok ? [] : local.errors).toEqual([]);
+      await apply(inNamespace(ns(), structuredClone(object)));
+      const stored = await kubectlJson<Manifest>(['get', 'origin', object.metadata.name], {
+        namespace: ns(),
+      });
+      expect(stored.spec).toEqual(local.ok ? local.value.spec : undefined);
     },
   );
 
