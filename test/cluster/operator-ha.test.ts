@@ -3,13 +3,13 @@
 // status; kill the leader and the other takes over within the lease time; the
 // serving certificate rotates before it expires and the webhook keeps answering.
 import { randomBytes } from 'node:crypto';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SIDECAR_CONTAINER, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
 import { freePort } from '../support/run-sidecar.ts';
+import { servedSerial } from '../support/served-certificate.ts';
 import {
   apply,
   applyCrds,
@@ -27,17 +27,6 @@ const RETRY_MS = 500;
 const id = randomBytes(3).toString('hex');
 const WEBHOOK = `originguard-ha-${id}`;
 const TEST_LABEL = 'originguard.test/ha';
-
-/** Serial number of the certificate a TLS server on 127.0.0.1:port presents. */
-function servedSerial(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().serialNumber);
-      socket.end();
-    });
-    socket.once('error', reject);
-  });
-}
 
 interface Pod {
   metadata: { name: string; uid: string };

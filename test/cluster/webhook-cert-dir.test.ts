@@ -6,13 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SIDECAR_CONTAINER, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { type CertificatePair, generateCA, issueServingCertificate } from '../../src/operator/pki.ts';
 import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
 import { freePort } from '../support/run-sidecar.ts';
+import { servedSerial } from '../support/served-certificate.ts';
 import {
   apply,
   applyCrds,
@@ -29,16 +29,6 @@ const id = randomBytes(3).toString('hex');
 const WEBHOOK = `originguard-certdir-${id}`;
 const TEST_LABEL = 'originguard.test/certdir';
 const HOUR = 3_600_000;
-
-function servedSerial(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().serialNumber);
-      socket.end();
-    });
-    socket.once('error', reject);
-  });
-}
 
 /** Writes the pair as a mounted Secret shows it: both files replaced at once. */
 async function writePair(dir: string, pair: CertificatePair): Promise<void> {

@@ -4,7 +4,6 @@
 // The webhook only sees namespaces labelled for this file, so parallel test files
 // are unaffected.
 import { randomBytes } from 'node:crypto';
-import tls from 'node:tls';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../src/kube/client.ts';
@@ -28,6 +27,7 @@ import {
   TOKEN_VOLUME,
 } from '../../src/operator/names.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/operator/webhook.ts';
+import { servedSerial } from '../support/served-certificate.ts';
 import {
   apply,
   createNamespace,
@@ -109,17 +109,6 @@ async function createPod(manifest: string, dryRun = false): Promise<Json> {
 }
 
 const injected = (p: Json) => (p.spec.initContainers ?? []).some((c: Json) => c.name === SIDECAR_CONTAINER);
-
-/** The serial of the certificate the server presents to a new connection. */
-function servedSerial(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerCertificate().serialNumber);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', new URL('crds/', repo).pathname]);

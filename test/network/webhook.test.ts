@@ -1,7 +1,6 @@
 // The admission webhook server over real TLS on loopback: what the API server (or
 // anything else) gets back for good and bad AdmissionReviews, and certificate hot-swap.
 import { Readable } from 'node:stream';
-import tls from 'node:tls';
 import pino from 'pino';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import {
   startWebhookServer,
   type WebhookServer,
 } from '../../src/operator/webhook.ts';
+import { servedSerial } from '../support/served-certificate.ts';
 
 const PATCH = [{ op: 'add' as const, path: '/metadata/annotations', value: { a: 'b' } }];
 
@@ -172,13 +172,7 @@ describe('the webhook server', () => {
       now: Date.now(),
     });
     server.setCertificate(next);
-    const serial = await new Promise<string>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: server.port, ca: ca.cert }, () => {
-        resolve(s.getPeerCertificate().serialNumber);
-        s.end();
-      });
-      s.on('error', reject);
-    });
+    const serial = await servedSerial(server.port, ca.cert);
     expect(serial.toUpperCase()).toBe(certificateInfo(next.cert).serial.toUpperCase());
     expect((await post(review({}))).status).toBe(200);
   });
