@@ -21,6 +21,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { startControlPlane } from '../hack/control-plane.ts';
 import { ensureNamespace, installLocally, kubectlFor } from '../hack/local-install.ts';
+import { freePort } from '../hack/net.ts';
 import { reportName } from '../src/api/report.ts';
 import type { OriginStatus } from '../src/api/status.ts';
 import { KubeClient, resourcePath } from '../src/kube/client.ts';
@@ -28,7 +29,6 @@ import { Informer } from '../src/kube/informer.ts';
 import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
 import { type ClusterSidecar, startClusterSidecar } from '../src/sidecar/cluster.ts';
 import { SidecarMetrics } from '../src/sidecar/metrics.ts';
-import { freePort } from '../test/support/run-sidecar.ts';
 import { apiCounters, type Counters, delta } from './lib/scale-support.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -8,24 +8,31 @@
 //   npm run bench:modes            (npm run build && node bench/sidecar-modes.ts [--runs 5])
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../hack/control-plane.ts';
+import { freePort } from '../hack/net.ts';
+import { podEnv, writeLabels } from '../hack/pod-files.ts';
 import { sidecarRoleBinding } from '../src/operator/manifests.ts';
-import { podEnv, writeLabels } from '../test/support/cluster-sidecar.ts';
-import { startHttpOrigin } from '../test/support/origins.ts';
-import { freePort, get } from '../test/support/run-sidecar.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(flags.runs);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A plain origin on loopback answering 200 to everything. */
+async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((_req, res) => res.end('ok\n'));
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const cp = await startControlPlane({ log: () => {} });
 const dir = await mkdtemp(join(tmpdir(), 'og-measure-'));
-const origin = await startHttpOrigin();
+const origin = await startOrigin();
 try {
   const kubectl = (args: string[], input?: string) =>
     new Promise<string>((resolve, reject) => {
@@ -110,7 +117,7 @@ spec:
       Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
     await sleep(1000);
     const idle1s = await rss();
-    for (let i = 0; i < 10; i++) await get(`http://127.0.0.1:${listen}/`);
+    for (let i = 0; i < 10; i++) await (await fetch(`http://127.0.0.1:${listen}/`)).text();
     await sleep(10_000);
     const idle10s = await rss();
     child.kill('SIGTERM');

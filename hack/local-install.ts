@@ -8,15 +8,14 @@ import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  DEFAULT_WEBHOOK_CONFIGURATION,
   mutatingWebhookConfiguration,
   operatorBindings,
   operatorNamespaceRole,
 } from '../src/operator/manifests.ts';
-import { SYSTEM_NAMESPACES } from '../src/operator/names.ts';
-import { type OperatorProcess, startOperator } from '../test/support/run-operator.ts';
-import { freePort } from '../test/support/run-sidecar.ts';
+import { DEFAULT_WEBHOOK_CONFIGURATION, SYSTEM_NAMESPACES } from '../src/operator/names.ts';
 import { type ControlPlane, kubeconfigYaml } from './control-plane.ts';
+import { freePort } from './net.ts';
+import { type OperatorProcess, startOperator } from './run-operator.ts';
 
 const repo = new URL('../', import.meta.url);
 const OPERATOR_SA = 'originguard-operator';

@@ -10,10 +10,10 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { SIDECAR_CONTAINER } from '../src/operator/names.ts';
-import { freePort } from '../test/support/run-sidecar.ts';
+import { SIDECAR_CONTAINER } from '../src/api/contract.ts';
 import { type ControlPlane, findBinaries, startControlPlane } from './control-plane.ts';
 import { ensureNamespace, installLocally, kubectlFor, type LocalInstall } from './local-install.ts';
+import { freePort } from './net.ts';
 import { type Pod, type PodContainer, runPodContainer } from './pod-runner.ts';
 
 const NS = 'demo';

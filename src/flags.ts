@@ -1,12 +1,8 @@
 // Command-line flags shared by every subcommand: each flag is also settable as
 // ORIGINGUARD_<NAME> (flags win over the environment, which wins over defaults),
 // and bad values fail with a message that names the flag and what it expects.
-import { parseDuration } from './api/origin.ts';
-
-/** A flag value the user must fix; the command prints it and exits 2. */
-export class UsageError extends Error {
-  readonly code = 'USAGE';
-}
+import { parseDuration } from './api/duration.ts';
+import { UsageError } from './errors.ts';
 
 /** `--admin-port` → `ORIGINGUARD_ADMIN_PORT`. */
 export const envName = (flag: string) => `ORIGINGUARD_${flag.toUpperCase().replaceAll('-', '_')}`;

@@ -4,6 +4,7 @@
 // rebuilds it in memory to catch a stale crds/.
 import { Kind, type TSchema } from '@sinclair/typebox';
 import { stringify } from 'yaml';
+import { CrdSchemaError } from './errors.ts';
 import { GROUP, OriginSpec, rulesOf, VERSION } from './origin.ts';
 import { OriginReportStatus, REPORT_KIND } from './report.ts';
 import { OriginStatus } from './status.ts';
@@ -88,11 +89,12 @@ function copyKeywords(schema: TSchema): JSONSchemaProps {
 /** A union of literals (TypeBox) is an enum (OpenAPI); other unions are not structural. */
 function enumOf(schema: TSchema, path: string): JSONSchemaProps {
   const options = (schema.anyOf as TSchema[]).map((o) => {
-    if (kindOf(o) !== 'Literal') throw new Error(`${path}: only unions of literals can become a CRD schema`);
+    if (kindOf(o) !== 'Literal')
+      throw new CrdSchemaError(`${path}: only unions of literals can become a CRD schema`);
     return o;
   });
   const types = new Set(options.map((o) => o.type as string));
-  if (types.size !== 1) throw new Error(`${path}: an enum must have values of one type`);
+  if (types.size !== 1) throw new CrdSchemaError(`${path}: an enum must have values of one type`);
   return { ...copyKeywords(schema), type: [...types][0], enum: options.map((o) => o.const) };
 }
 
@@ -129,7 +131,7 @@ export function toStructural(schema: TSchema, path = ''): JSONSchemaProps {
     case 'Record': {
       const values = Object.values(schema.patternProperties as Record<string, TSchema>);
       if (values.length !== 1 || values[0] === undefined)
-        throw new Error(`${path}: a record needs one value schema`);
+        throw new CrdSchemaError(`${path}: a record needs one value schema`);
       out = {
         ...copyKeywords(schema),
         type: 'object',
@@ -161,7 +163,7 @@ export function toStructural(schema: TSchema, path = ''): JSONSchemaProps {
       out = copyKeywords(schema);
       break;
     default:
-      throw new Error(
+      throw new CrdSchemaError(
         `${path || '(root)'}: TypeBox kind ${kindOf(schema) || '(none)'} has no CRD equivalent`,
       );
   }

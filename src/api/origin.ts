@@ -3,6 +3,7 @@
 // CRD in crds/ is generated from these schemas (npm run generate:crds), and the
 // sidecar validates a standalone config file against the same schemas.
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { DURATION_PATTERN, parseDuration } from './duration.ts';
 
 export const GROUP = 'edge.originguard.dev';
 export const VERSION = 'v1alpha1';
@@ -31,8 +32,6 @@ export function rulesOf(schema: TSchema): readonly Rule[] {
   return (schema as unknown as Record<symbol, readonly Rule[] | undefined>)[RULES] ?? [];
 }
 
-/** Go-style durations as Kubernetes uses them: "500ms", "5s", "1m30s". */
-export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 const DNS_NAME_PATTERN =
   '^(\\*\\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$';
 const UPSTREAM_HOST_PATTERN =
@@ -63,17 +62,6 @@ const duration = (description: string, defaultValue?: string) =>
   );
 
 const port = (description: string) => Type.Integer({ description, minimum: 1, maximum: 65535 });
-
-/** Parses a Go-style duration ("1m30s", "250ms") into milliseconds; NaN if malformed. */
-export function parseDuration(text: string): number {
-  if (!new RegExp(DURATION_PATTERN).test(text)) return Number.NaN;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let total = 0;
-  for (const m of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) {
-    total += Number(m[1]) * (unit[m[2] as string] as number);
-  }
-  return total;
-}
 
 // A malformed or absent duration passes: the field's own rule reports it, and CEL's
 // duration() would fail with an error instead of a message.

@@ -13,6 +13,7 @@
 // Gatekeeper's `id` and `constraintUID` do.
 import { createHash } from 'node:crypto';
 import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
+import { RFC3339 } from '../kube/time.ts';
 import { type Cause, PHASES, type Phase } from './causes.ts';
 import { GROUP } from './origin.ts';
 
@@ -24,9 +25,7 @@ export const POD_LABEL = `${GROUP}/pod`;
 
 // TypeBox checks `format` only for registered formats; RFC 3339 as Kubernetes writes it.
 if (!FormatRegistry.Has('date-time')) {
-  FormatRegistry.Set('date-time', (v) =>
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(v),
-  );
+  FormatRegistry.Set('date-time', (v) => RFC3339.test(v));
 }
 
 /** An RFC 3339 timestamp, as metav1.Time serializes. */

@@ -34,16 +34,3 @@ export function selects(
   if (pairs.length === 0 && exprs.length === 0) return false;
   return pairs.every(([k, v]) => l[k] === v) && exprs.every((r) => meets(r, l));
 }
-
-/** The selector as a label-selector query string (`?labelSelector=`), as kubectl -l takes it. */
-export function selectorString(selector: LabelSelector): string {
-  const parts = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
-  for (const r of selector.matchExpressions ?? []) {
-    const values = (r.values ?? []).join(',');
-    if (r.operator === 'In') parts.push(`${r.key} in (${values})`);
-    else if (r.operator === 'NotIn') parts.push(`${r.key} notin (${values})`);
-    else if (r.operator === 'Exists') parts.push(r.key);
-    else parts.push(`!${r.key}`);
-  }
-  return parts.join(',');
-}

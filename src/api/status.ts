@@ -14,6 +14,10 @@ export type ConditionType = (typeof CONDITION_TYPES)[number];
 export const MAX_SAMPLE_PODS = 5;
 export const MAX_CAUSES = 16;
 
+/** Shortens text to at most `max` characters, marking the cut. */
+export const clip = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 3)}...`;
+
 export const ConditionStatus = Type.Union(
   [Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')],
   {

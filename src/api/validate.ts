@@ -5,7 +5,8 @@ import type { TSchema } from '@sinclair/typebox';
 import { Kind } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
-import { DURATION_PATTERN, OriginManifest, rulesOf } from './origin.ts';
+import { DURATION_PATTERN } from './duration.ts';
+import { OriginManifest, rulesOf } from './origin.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 

@@ -11,55 +11,12 @@ import { STATUS_CODES } from 'node:http';
 import type { Agent as AgentType, Dispatcher } from 'undici';
 import apiRequest from 'undici/lib/api/api-request.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
-
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  generateName?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
-}
-
-/** Any Kubernetes object: what the controllers need to key, compare and route it. */
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-}
+import { isNotFound, KubeApiError } from './errors.ts';
 
 export interface ListResult<T> {
   items: T[];
   resourceVersion: string;
 }
-
-/** An error answer from the API server, or a failure to reach it. `status` 0 means no answer. */
-export class KubeApiError extends Error {
-  readonly code = 'KUBE_API_ERROR';
-  readonly method: string;
-  readonly path: string;
-  /** HTTP status; 0 when the API server could not be reached. */
-  readonly status: number;
-  /** metav1.Status reason, e.g. NotFound, Conflict, Forbidden, Invalid. */
-  readonly reason: string;
-
-  constructor(method: string, path: string, status: number, reason: string, message: string) {
-    super(`${method} ${path}: ${status === 0 ? '' : `${status} `}${message}`);
-    this.name = 'KubeApiError';
-    this.method = method;
-    this.path = path;
-    this.status = status;
-    this.reason = reason;
-  }
-}
-
-export const isNotFound = (err: unknown) => err instanceof KubeApiError && err.status === 404;
-export const isConflict = (err: unknown) => err instanceof KubeApiError && err.status === 409;
 
 export interface ResourceRef {
   /** '' for the core group. */

@@ -4,6 +4,7 @@
 // No @kubernetes/client-node here: the sidecar loads only undici, already loaded.
 import { readFileSync, statSync } from 'node:fs';
 import type { Credentials } from './client.ts';
+import { KubeConfigError } from './errors.ts';
 
 export interface InClusterOptions {
   tokenFile: string;
@@ -17,7 +18,7 @@ export function inClusterServer(env: NodeJS.ProcessEnv = process.env): string {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   if (host === undefined || host === '') {
-    throw new Error(
+    throw new KubeConfigError(
       'KUBERNETES_SERVICE_HOST is not set: not running in a pod (or pass the API server address)',
     );
   }
@@ -30,7 +31,7 @@ export function inClusterCredentials(opts: InClusterOptions): Credentials {
   try {
     ca = readFileSync(opts.caFile, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read the cluster CA ${opts.caFile}: ${(err as Error).message}`);
+    throw new KubeConfigError(`cannot read the cluster CA ${opts.caFile}: ${(err as Error).message}`);
   }
   let token = '';
   let tokenMtime = -1;

@@ -3,10 +3,18 @@
 // watch that silently stalls (no event, no bookmark) is cut by an inactivity
 // timer; 410 Gone relists; and a periodic relist diffs against the cache so a
 // missed event is repaired within one period. Handlers see add/update/delete.
+// Why not @kubernetes/client-node's ListWatch (2.0.1, read in its dist/): it stops
+// for good on any error other than 410 Gone and its own Watch timeout, leaving the
+// cache stale with only an error callback; and that timeout (30 s, reset on each
+// chunk) is shorter than the API server's bookmark interval (~1 min), so a quiet
+// resource's watch is cut and reopened about every 30 s. Ours waits 90 s.
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { KubeApiError, type KubeClient, type KubeObject } from './client.ts';
+import { type BackoffPolicy, backoffDelay, sleep } from '../retry.ts';
+import type { KubeClient } from './client.ts';
+import { KubeApiError } from './errors.ts';
+import { type KubeObject, objectKey } from './objects.ts';
 
 export interface InformerOptions {
   /** For logs and metrics, e.g. "origins". */
@@ -26,14 +34,8 @@ export interface InformerOptions {
   onApiResult?: (ok: boolean, err?: unknown) => void;
 }
 
-export type InformerEvent = 'add' | 'update' | 'delete';
-
-/** Cache key of an object: namespace/name, or name for cluster-scoped objects. */
-export const objectKey = (o: KubeObject) =>
-  o.metadata.namespace === undefined ? o.metadata.name : `${o.metadata.namespace}/${o.metadata.name}`;
-
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_MAX_MS = 30_000;
+const BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 };
+/** ±20 %, so informers started together do not relist together. */
 const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4);
 
 interface WatchEvent<T> {
@@ -111,13 +113,12 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
         this.opts.onRestart?.(outcome.reason);
         // A watch the server closes at once, again and again, must not spin.
         failures = outcome.reason === 'closed' && Date.now() - started < 1000 ? failures + 1 : 0;
-        if (failures > 0)
-          await sleep(jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** failures)), signal);
+        if (failures > 0) await sleep(backoffDelay(failures + 1, BACKOFF), signal);
       } catch (err) {
         if (signal.aborted) break;
         this.opts.onApiResult?.(false, err);
         failures++;
-        const delay = jitter(Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)));
+        const delay = backoffDelay(failures, BACKOFF);
         this.opts.logger.warn(
           { informer: this.opts.name, path, err: (err as Error).message, retryInMs: Math.round(delay) },
           'list/watch failed; retrying',
@@ -259,18 +260,4 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
     }
     this.upsert(key, event.object);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

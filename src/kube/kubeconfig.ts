@@ -6,6 +6,7 @@
 import type https from 'node:https';
 import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import type { Credentials } from './client.ts';
+import { KubeConfigError } from './errors.ts';
 
 export interface KubeConfigSource {
   /** Path of a kubeconfig; else KUBECONFIG, ~/.kube/config or the in-cluster service account. */
@@ -20,7 +21,9 @@ export async function loadKubeConfig(source: KubeConfigSource = {}): Promise<Kub
   else kc.loadFromDefault();
   const cluster = kc.getCurrentCluster();
   if (cluster === null) {
-    throw new Error('no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod');
+    throw new KubeConfigError(
+      'no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a pod',
+    );
   }
   const server = cluster.server.replace(/\/$/, '');
   const opts: https.RequestOptions = {};

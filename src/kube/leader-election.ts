@@ -7,7 +7,9 @@
 // resourceVersion they read, so two candidates never both win.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { isConflict, isNotFound, type KubeClient, resourcePath } from './client.ts';
+import { type KubeClient, resourcePath } from './client.ts';
+import { isConflict, isNotFound } from './errors.ts';
+import { microTime } from './time.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -32,8 +34,6 @@ interface Lease {
     leaseTransitions?: number;
   };
 }
-
-const microTime = (d: Date) => d.toISOString().replace('Z', '000Z');
 
 export class LeaderElector {
   readonly identity: string;

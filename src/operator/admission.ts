@@ -4,12 +4,13 @@
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
+import { sleep } from '../retry.ts';
 import { CertificateFiles } from './cert-files.ts';
 import { certificateInfo, WebhookCertificates } from './certificates.ts';
 import { decideInjection, type InjectionDecision, type SidecarTemplate } from './injection.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import type { CertificatePair } from './pki.ts';
-import type { Origin } from './status-controller.ts';
+import type { Origin } from './resources.ts';
 import { type AdmissionRequest, startWebhookServer, type WebhookServer } from './webhook.ts';
 
 export interface AdmissionOptions {
@@ -110,5 +111,3 @@ export async function startAdmission(opts: AdmissionOptions): Promise<Admission>
 }
 
 const certificateExpiry = (pem: string) => certificateInfo(pem).notAfter.getTime() / 1000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());

@@ -1,8 +1,10 @@
 // Origin.status from the pods' OriginReports: the operator's one decision about an
 // Origin's health, as a pure function of what its informers hold. The reconciler
-// calls aggregateStatus(), skips the write when statusChanged() says nothing
-// changed, and turns transitionEvents() into Kubernetes Events.
+// calls aggregateStatus(), skips the write when statusChanged() (status-diff.ts)
+// says nothing changed, and records the Events transitionEvents() (status-events.ts)
+// asks for.
 import { CAUSES, isCause } from '../api/causes.ts';
+import { INJECT_ANNOTATION, SIDECAR_CONTAINER } from '../api/contract.ts';
 import type { LabelSelector } from '../api/origin.ts';
 import type { OriginReport, OriginReportStatus, PodFailureDetail } from '../api/report.ts';
 import { selects } from '../api/selector.ts';
@@ -12,27 +14,15 @@ import {
   type Condition,
   type ConditionStatus,
   type ConditionType,
+  clip,
   MAX_CAUSES,
   MAX_SAMPLE_PODS,
   type NotInjected,
   type OriginStatus,
   type PodCounts,
 } from '../api/status.ts';
-import { INJECT_ANNOTATION, SIDECAR_CONTAINER } from './names.ts';
-
-/** The parts of a Pod the aggregation reads; a client-node V1Pod fits. */
-export interface PodLike {
-  metadata?: {
-    name?: string;
-    uid?: string;
-    labels?: Readonly<Record<string, string>>;
-    annotations?: Readonly<Record<string, string>>;
-    deletionTimestamp?: Date | string;
-    ownerReferences?: readonly { kind: string; name: string; controller?: boolean }[];
-  };
-  spec?: { initContainers?: readonly { name: string }[]; containers: readonly { name: string }[] };
-  status?: { phase?: string };
-}
+import type { Pod } from '../kube/objects.ts';
+import { metaTime } from '../kube/time.ts';
 
 /** The parts of an Origin the aggregation reads. */
 export interface OriginLike {
@@ -43,7 +33,7 @@ export interface OriginLike {
 export interface AggregateInput {
   origin: OriginLike;
   /** Pods of the Origin's namespace; the selector is applied here. */
-  pods: readonly PodLike[];
+  pods: readonly Pod[];
   /** Reports of that namespace labelled for this Origin; checked again here (labels hold shortened names). */
   reports: readonly OriginReport[];
   /** The status as last written: unchanged conditions keep their lastTransitionTime. */
@@ -58,19 +48,13 @@ export interface AggregateInput {
  */
 export const SPEC_APPLY_GRACE_MS = 120_000;
 
-/** Kubernetes caps an Event's note at 1 kB. */
-const MAX_NOTE = 1000;
 const MAX_HINT = 1024;
 const MAX_WORKLOADS_NAMED = 3;
 const POD_TEMPLATE_HASH = 'pod-template-hash';
 
-/** metav1.Time as Kubernetes writes it: RFC 3339 in whole seconds. */
-const timestamp = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 const instant = (t: string | undefined): number => (t === undefined ? Number.NaN : Date.parse(t));
 const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 const sample = (names: string[]): string[] => names.sort(byName).slice(0, MAX_SAMPLE_PODS);
-const clip = (text: string, max: number): string =>
-  text.length <= max ? text : `${text.slice(0, max - 3)}...`;
 const podsRun = (n: number): string => (n === 1 ? '1 pod runs' : `${n} pods run`);
 const sentence = (text: string): string => (/[.!?]$/.test(text) ? text : `${text}.`);
 const summaryOf = (cause: string): string =>
@@ -86,11 +70,11 @@ export function causeReason(cause: string): string {
 }
 
 // Native sidecar (initContainers) or plain container: the webhook uses either.
-const isInjected = ({ spec }: PodLike): boolean =>
+const isInjected = ({ spec }: Pod): boolean =>
   [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])].some((c) => c.name === SIDECAR_CONTAINER);
 
 // Finished and terminating pods no longer serve traffic: they count nowhere.
-const isSelected = (selector: LabelSelector, pod: PodLike): boolean =>
+const isSelected = (selector: LabelSelector, pod: Pod): boolean =>
   selects(selector, pod.metadata?.labels) &&
   pod.metadata?.deletionTimestamp === undefined &&
   pod.status?.phase !== 'Succeeded' &&
@@ -107,7 +91,7 @@ const lastSeenOf = (r: OriginReportStatus): string => r.lastFailure?.time ?? r.l
  */
 function countedReports(
   origin: OriginLike,
-  injected: readonly PodLike[],
+  injected: readonly Pod[],
   reports: readonly OriginReport[],
 ): OriginReportStatus[] {
   const nameOfUid = new Map(injected.map((p) => [p.metadata?.uid, p.metadata?.name]));
@@ -153,7 +137,7 @@ function newestFailure(failing: readonly OriginReportStatus[]): PodFailureDetail
 }
 
 /** The command that recreates `pod` with the sidecar, as `kind/name`, when a controller owns it. */
-function workloadOf(pod: PodLike): string | undefined {
+function workloadOf(pod: Pod): string | undefined {
   const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
   if (owner?.kind === 'ReplicaSet') {
     // A Deployment names its ReplicaSets <deployment>-<pod-template-hash>.
@@ -167,7 +151,7 @@ function workloadOf(pod: PodLike): string | undefined {
 }
 
 /** Selected pods created without the sidecar, and how to recreate them with it: restart what owns them. */
-function notInjectedOf(missing: readonly PodLike[], namespace: string | undefined): NotInjected | undefined {
+function notInjectedOf(missing: readonly Pod[], namespace: string | undefined): NotInjected | undefined {
   if (missing.length === 0) return undefined;
   const workloads = [...new Set(missing.map(workloadOf).filter((w) => w !== undefined))].sort(byName);
   const named = workloads.slice(0, MAX_WORKLOADS_NAMED).join(' ') || 'deployment/<name>';
@@ -305,7 +289,7 @@ function toCondition(
     type,
     status: verdict.status,
     observedGeneration: generation,
-    lastTransitionTime: kept ?? timestamp(input.now),
+    lastTransitionTime: kept ?? metaTime(input.now),
     reason: verdict.reason,
     message: verdict.message,
   };
@@ -335,65 +319,4 @@ export function aggregateStatus(input: AggregateInput): OriginStatus {
     ...(lastFailure ? { lastFailure } : {}),
     ...(f.notInjected ? { notInjected: f.notInjected } : {}),
   };
-}
-
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** A form in which equal statuses are equal JSON: keys sorted, undefined dropped, times as instants, conditions by type. */
-function canonical(value: unknown, key = ''): unknown {
-  if (Array.isArray(value)) {
-    const items = value.map((v) => canonical(v));
-    if (key !== 'conditions') return items;
-    return items.sort((a, b) => byName(String((a as Condition).type), String((b as Condition).type)));
-  }
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-    return Object.fromEntries(entries.sort(([a], [b]) => byName(a, b)).map(([k, v]) => [k, canonical(v, k)]));
-  }
-  return typeof value === 'string' && RFC3339.test(value) ? Date.parse(value) : value;
-}
-
-/**
- * Whether `b` differs from `a` in substance. Key order, absent vs undefined fields,
- * the order of conditions and the spelling of a timestamp are not changes: the
- * status read back from the API server must compare equal to the one written.
- */
-export function statusChanged(a: OriginStatus | undefined, b: OriginStatus | undefined): boolean {
-  return JSON.stringify(canonical(a ?? {})) !== JSON.stringify(canonical(b ?? {}));
-}
-
-/** An events.k8s.io Event to record: reason is one CamelCase word, note at most 1 kB. */
-export interface TransitionEvent {
-  type: 'Normal' | 'Warning';
-  reason: string;
-  note: string;
-}
-
-/** The Events a status change deserves: transitions only, never a steady state. */
-export function transitionEvents(
-  previous: OriginStatus | undefined,
-  next: OriginStatus,
-  originName: string,
-): TransitionEvent[] {
-  const events: TransitionEvent[] = [];
-  const add = (type: TransitionEvent['type'], reason: string, note: string) =>
-    events.push({ type, reason, note: clip(note.trim(), MAX_NOTE) });
-  const was = previous?.reachable ?? 'Unknown';
-  const origin = `Origin ${originName}`;
-  const from = `from ${next.pods?.failing ?? 0}/${next.pods?.selected ?? 0} pods`;
-  const cause = next.cause ?? 'cause unknown';
-  const hint = next.hint ?? '';
-  if (next.reachable === 'False' && was !== 'False') {
-    add('Warning', 'OriginUnreachable', `${origin} is unreachable ${from}: ${cause}. ${hint}`);
-  } else if (next.reachable === 'False' && next.cause !== previous?.cause) {
-    const now = `now ${cause} (was ${previous?.cause ?? 'unknown'})`;
-    add('Warning', 'CauseChanged', `${origin} is still unreachable ${from}, ${now}. ${hint}`);
-  }
-  if (next.reachable === 'True' && was === 'False') {
-    add('Normal', 'OriginReachable', `${origin} is reachable again: ${next.podsSummary} pods reach it.`);
-  }
-  if ((previous?.notInjected?.count ?? 0) === 0 && (next.notInjected?.count ?? 0) > 0) {
-    add('Warning', 'PodsNotInjected', `${origin}: ${next.notInjected?.hint}`);
-  }
-  return events;
 }

@@ -6,6 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { WebhookCertificateError } from './errors.ts';
 import type { CertificatePair } from './pki.ts';
 
 export interface CertificateFilesOptions {
@@ -68,7 +69,9 @@ export class CertificateFiles {
           const s = await stat(f);
           return `${s.mtimeMs}:${s.size}:${s.ino}`;
         } catch (err) {
-          throw new Error(`webhook certificate: cannot read ${f}: ${(err as Error).message}`);
+          throw new WebhookCertificateError(
+            `webhook certificate: cannot read ${f}: ${(err as Error).message}`,
+          );
         }
       }),
     );

@@ -4,10 +4,12 @@
 // a caBundle that expired unnoticed; Pepr: a one-year certificate never rotated).
 // Every replica runs this: they converge on one Secret through optimistic
 // concurrency, so no leader is needed and every replica can serve the webhook.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { KubeApiError, type KubeClient, resourcePath } from '../kube/client.ts';
-import type { JsonPatchOperation } from './injection.ts';
+import { type KubeClient, resourcePath } from '../kube/client.ts';
+import { isConflict } from '../kube/errors.ts';
+import type { JsonPatchOperation } from '../kube/objects.ts';
+import { backoffDelay, sleep } from '../retry.ts';
+import { WebhookCertificateError } from './errors.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL } from './names.ts';
 import { type CertificatePair, certificateInfo, nextPki, type PkiPolicy, type StoredPki } from './pki.ts';
 
@@ -44,8 +46,6 @@ function fromSecret(secret: Secret): StoredPki {
 function secretData(pki: StoredPki): Record<string, string> {
   return Object.fromEntries(FIELDS.map((f) => [SECRET_KEYS[f], Buffer.from(pki[f]).toString('base64')]));
 }
-
-const status = (err: unknown) => (err instanceof KubeApiError ? err.status : undefined);
 
 export interface WebhookCertificatesOptions {
   client: KubeClient;
@@ -131,22 +131,23 @@ export class WebhookCertificates {
    */
   async start(): Promise<CertificatePair> {
     this.#abort = new AbortController();
-    let backoffMs = 500;
-    for (;;) {
+    const signal = this.#abort.signal;
+    for (let failures = 1; ; failures++) {
       try {
         const pair = await this.sync();
         this.#schedule();
         return pair;
       } catch (err) {
         this.#opts.logger.warn({ err }, 'webhook certificate: sync failed; retrying');
-        await sleep(Math.min(backoffMs, this.#intervalMs), undefined, { signal: this.#abort.signal });
-        backoffMs *= 2;
+        await sleep(backoffDelay(failures, { baseMs: 500, maxMs: this.#intervalMs }), signal);
+        if (signal.aborted)
+          throw new WebhookCertificateError('stopped before the first certificate was loaded');
       }
     }
   }
 
   stop(): void {
-    this.#abort.abort(new Error('WebhookCertificates stopped'));
+    this.#abort.abort();
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -193,7 +194,7 @@ export class WebhookCertificates {
           await this.#client.replace(this.#secretPath(), { ...secret, data: secretData(next) });
         }
       } catch (err) {
-        if (status(err) !== 409) throw err;
+        if (!isConflict(err)) throw err;
         logger.debug({ secret: `${namespace}/${name}` }, 'webhook certificate: another replica wrote first');
         continue;
       }
@@ -204,7 +205,9 @@ export class WebhookCertificates {
       );
       return next;
     }
-    throw new Error(`Secret ${namespace}/${name}: lost the race to write it 5 times in a row`);
+    throw new WebhookCertificateError(
+      `Secret ${namespace}/${name}: lost the race to write it 5 times in a row`,
+    );
   }
 
   #secretPath(): string {

@@ -6,14 +6,24 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { parse as parseYaml } from 'yaml';
-import { bindAddress, durationMs, UsageError, withEnv } from '../flags.ts';
+import { UsageError } from '../errors.ts';
+import { bindAddress, durationMs, withEnv } from '../flags.ts';
 import { KubeClient } from '../kube/client.ts';
 import { loadKubeConfig } from '../kube/kubeconfig.ts';
+import { untilSignal } from '../process.ts';
 import { PRODUCT_VERSION } from '../version.ts';
 import { DEFAULT_SIDECAR_TEMPLATE, type SidecarTemplate } from './injection.ts';
 import { OperatorMetrics } from './metrics.ts';
-import { SYSTEM_NAMESPACES } from './names.ts';
+import {
+  DEFAULT_LEASE,
+  DEFAULT_NAMESPACE,
+  DEFAULT_WEBHOOK_CERT_SECRET,
+  DEFAULT_WEBHOOK_CONFIGURATION,
+  DEFAULT_WEBHOOK_SERVICE,
+  SYSTEM_NAMESPACES,
+} from './names.ts';
 import { Operator, type OperatorOptions } from './operator.ts';
+import { serviceDnsNames } from './pki.ts';
 
 const HELP = `Usage: originguard operator [options]
 
@@ -23,21 +33,21 @@ sidecars' RBAC, and aggregates their OriginReports into each Origin's status.
 Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_LEADER_ELECT=true):
   --kubeconfig <file>                   Kubeconfig to use (default: KUBECONFIG, ~/.kube/config, in-cluster)
   --namespace <ns>                      The operator's namespace: Lease, webhook Secret; never injected
-                                        (default: POD_NAMESPACE, the in-cluster namespace, originguard-system)
+                                        (default: POD_NAMESPACE, the in-cluster namespace, ${DEFAULT_NAMESPACE})
   --watch-namespaces <ns,...>           Only watch these namespaces (default: all)
   --metrics-bind-address <addr>         Prometheus /metrics (default :8080; 0 disables)
   --health-probe-bind-address <addr>    /healthz and /readyz (default :8081; 0 disables)
   --leader-elect                        Elect a leader for the reconcilers (run with 2+ replicas)
-  --leader-election-id <name>           Lease name (default originguard-operator)
+  --leader-election-id <name>           Lease name (default ${DEFAULT_LEASE})
   --leader-election-namespace <ns>      Lease namespace (default: --namespace)
   --leader-elect-lease-duration <d>     How long a Lease is valid without renewal (default 15s)
   --leader-elect-renew-deadline <d>     A leader that cannot renew for this long steps down (default 10s)
   --leader-elect-retry-period <d>       Time between tries to take or renew the Lease (default 2s)
   --webhook-bind-address <addr>         Injection webhook, HTTPS (default :9443; 0 disables)
-  --webhook-configuration <name>        MutatingWebhookConfiguration whose caBundle is kept (default originguard)
-  --webhook-service <name>              Service in front of the webhook, for certificate names (default originguard-webhook)
+  --webhook-configuration <name>        MutatingWebhookConfiguration whose caBundle is kept (default ${DEFAULT_WEBHOOK_CONFIGURATION})
+  --webhook-service <name>              Service in front of the webhook, for certificate names (default ${DEFAULT_WEBHOOK_SERVICE})
   --webhook-host <name|ip>              Extra certificate name or IP (repeatable)
-  --webhook-cert-secret <name>          Secret holding the webhook CA and certificate (default originguard-webhook-cert)
+  --webhook-cert-secret <name>          Secret holding the webhook CA and certificate (default ${DEFAULT_WEBHOOK_CERT_SECRET})
   --webhook-cert-validity <d>           Serving certificate lifetime; renewed with a third left (default 8760h)
   --webhook-ca-validity <d>             CA lifetime (default 87600h)
   --webhook-cert-dir <dir>              Serve tls.crt/tls.key from this directory (e.g. a cert-manager Secret),
@@ -63,16 +73,16 @@ const OPTIONS = {
   'metrics-bind-address': { type: 'string', default: ':8080' },
   'health-probe-bind-address': { type: 'string', default: ':8081' },
   'leader-elect': { type: 'boolean', default: false },
-  'leader-election-id': { type: 'string', default: 'originguard-operator' },
+  'leader-election-id': { type: 'string', default: DEFAULT_LEASE },
   'leader-election-namespace': { type: 'string' },
   'leader-elect-lease-duration': { type: 'string', default: '15s' },
   'leader-elect-renew-deadline': { type: 'string', default: '10s' },
   'leader-elect-retry-period': { type: 'string', default: '2s' },
   'webhook-bind-address': { type: 'string', default: ':9443' },
-  'webhook-configuration': { type: 'string', default: 'originguard' },
-  'webhook-service': { type: 'string', default: 'originguard-webhook' },
+  'webhook-configuration': { type: 'string', default: DEFAULT_WEBHOOK_CONFIGURATION },
+  'webhook-service': { type: 'string', default: DEFAULT_WEBHOOK_SERVICE },
   'webhook-host': { type: 'string', multiple: true },
-  'webhook-cert-secret': { type: 'string', default: 'originguard-webhook-cert' },
+  'webhook-cert-secret': { type: 'string', default: DEFAULT_WEBHOOK_CERT_SECRET },
   'webhook-cert-validity': { type: 'string', default: '8760h' },
   'webhook-ca-validity': { type: 'string', default: '87600h' },
   'webhook-cert-dir': { type: 'string' },
@@ -101,7 +111,7 @@ function operatorNamespace(flag: string | undefined): string {
   try {
     return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
   } catch {
-    return 'originguard-system';
+    return DEFAULT_NAMESPACE;
   }
 }
 
@@ -173,13 +183,7 @@ export function readOptions(flags: Flags): OperatorOptions {
             bind: webhook,
             webhookConfigName: flags['webhook-configuration'] as string,
             secretName: flags['webhook-cert-secret'] as string,
-            dnsNames: [
-              service,
-              `${service}.${namespace}`,
-              `${service}.${namespace}.svc`,
-              `${service}.${namespace}.svc.cluster.local`,
-              ...hosts.filter((h) => isIP(h) === 0),
-            ],
+            dnsNames: [...serviceDnsNames(service, namespace), ...hosts.filter((h) => isIP(h) === 0)],
             ipAddresses: hosts.filter((h) => isIP(h) !== 0),
             servingValidityMs: durationMs('webhook-cert-validity', flags['webhook-cert-validity'] as string),
             caValidityMs: durationMs('webhook-ca-validity', flags['webhook-ca-validity'] as string),
@@ -230,18 +234,8 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
     { version: PRODUCT_VERSION, namespace: options.namespace, identity: options.identity },
     'operator started',
   );
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'stopping: finishing reconciles, releasing the lease');
-      operator.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  return untilSignal(logger, async (signal) => {
+    logger.info({ signal }, 'stopping: finishing reconciles, releasing the lease');
+    await operator.stop();
   });
 }

@@ -4,20 +4,12 @@
 // reconcile, it is logged.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { KubeClient, KubeObject } from '../kube/client.ts';
-import { resourcePath } from '../kube/client.ts';
+import { clip } from '../api/status.ts';
+import { type KubeClient, resourcePath } from '../kube/client.ts';
+import type { KubeObject } from '../kube/objects.ts';
+import { microTime } from '../kube/time.ts';
 import { OPERATOR_FIELD_MANAGER, REPORTING_CONTROLLER } from './names.ts';
-
-export interface EventSpec {
-  type: 'Normal' | 'Warning';
-  /** CamelCase, e.g. OriginUnreachable. */
-  reason: string;
-  /** For people: what happened and what to check. */
-  note: string;
-}
-
-const MAX_NOTE = 1024;
-const microTime = (d: Date) => d.toISOString().replace('Z', '000Z');
+import { type EventSpec, MAX_NOTE } from './status-events.ts';
 
 export class EventRecorder {
   private readonly client: KubeClient;
@@ -43,7 +35,7 @@ export class EventRecorder {
       action: 'Aggregate',
       type: event.type,
       reason: event.reason,
-      note: event.note.length > MAX_NOTE ? `${event.note.slice(0, MAX_NOTE - 1)}…` : event.note,
+      note: clip(event.note, MAX_NOTE),
       regarding: {
         apiVersion: regarding.apiVersion,
         kind: regarding.kind,

@@ -4,17 +4,22 @@
 // system namespaces and hostNetwork pods are skipped, injection is idempotent and
 // looks at initContainers too (linkerd2 #12395), and the native sidecar goes first
 // so it is up before the app starts and stops after it.
-import packageJson from '../../package.json' with { type: 'json' };
-import type { OriginSpec } from '../api/origin.ts';
-import { selects } from '../api/selector.ts';
+
 import {
+  CA_FILE,
   INJECT_ANNOTATION,
   INJECTED_ANNOTATION,
+  LABELS_FILE,
   SIDECAR_CONTAINER,
   SIDECAR_ENV,
+  TOKEN_FILE,
   TOKEN_MOUNT_PATH,
   TOKEN_VOLUME,
-} from './names.ts';
+} from '../api/contract.ts';
+import type { OriginSpec } from '../api/origin.ts';
+import { selects } from '../api/selector.ts';
+import { escapePointer, type JsonPatchOperation, type Pod } from '../kube/objects.ts';
+import { PRODUCT_VERSION } from '../version.ts';
 
 /** How the injected container looks; the operator's flags and Helm values fill it in. */
 export interface SidecarTemplate {
@@ -31,10 +36,8 @@ export interface SidecarTemplate {
   version: string;
 }
 
-const VERSION: string = packageJson.version;
-
 export const DEFAULT_SIDECAR_TEMPLATE: SidecarTemplate = {
-  image: `ghcr.io/originguard/originguard:${VERSION}`,
+  image: `ghcr.io/originguard/originguard:${PRODUCT_VERSION}`,
   imagePullPolicy: 'IfNotPresent',
   mode: 'native',
   adminPort: 9901,
@@ -43,31 +46,8 @@ export const DEFAULT_SIDECAR_TEMPLATE: SidecarTemplate = {
   // extended-expiry logic treats it like the standard token.
   tokenExpirationSeconds: 3607,
   logLevel: 'info',
-  version: VERSION,
+  version: PRODUCT_VERSION,
 };
-
-/** An RFC 6902 operation; the webhook only emits add and replace. */
-export interface JsonPatchOperation {
-  op: 'add' | 'replace' | 'remove' | 'test';
-  path: string;
-  value?: unknown;
-}
-
-/** The parts of a Pod the decision reads; the rest of the object is passed through untouched. */
-export interface PodLike {
-  metadata?: {
-    name?: string;
-    generateName?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec?: {
-    hostNetwork?: boolean;
-    containers?: { name: string }[];
-    initContainers?: { name: string }[];
-    volumes?: { name: string }[];
-  };
-}
 
 /** The parts of an Origin the decision reads. */
 export interface InjectableOrigin {
@@ -90,7 +70,7 @@ export type InjectionDecision =
 export interface InjectionInput {
   /** From the AdmissionRequest: a pod being created may not carry it yet. */
   namespace: string;
-  pod: PodLike;
+  pod: Pod;
   /** Origins of the pod's namespace (others are ignored). */
   origins: readonly InjectableOrigin[];
   /** System namespaces plus the operator's own. */
@@ -122,12 +102,7 @@ export function decideInjection(input: InjectionInput): InjectionDecision {
   };
 }
 
-/** JSON Pointer escaping (RFC 6901): annotation keys contain "/". */
-export function escapePointer(segment: string): string {
-  return segment.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
-function injectionPatch(pod: PodLike, template: SidecarTemplate, ports: number[]): JsonPatchOperation[] {
+function injectionPatch(pod: Pod, template: SidecarTemplate, ports: number[]): JsonPatchOperation[] {
   const ops: JsonPatchOperation[] = [];
   const container = sidecarContainer(template, ports);
   if (template.mode === 'native') {
@@ -198,8 +173,8 @@ function sidecarContainer(template: SidecarTemplate, listenPorts: number[]): Rec
       fieldEnv(SIDECAR_ENV.podNamespace, 'metadata.namespace'),
       fieldEnv(SIDECAR_ENV.podUid, 'metadata.uid'),
       fieldEnv(SIDECAR_ENV.serviceAccount, 'spec.serviceAccountName'),
-      { name: SIDECAR_ENV.tokenFile, value: `${TOKEN_MOUNT_PATH}/token` },
-      { name: SIDECAR_ENV.caFile, value: `${TOKEN_MOUNT_PATH}/ca.crt` },
+      { name: SIDECAR_ENV.tokenFile, value: `${TOKEN_MOUNT_PATH}/${TOKEN_FILE}` },
+      { name: SIDECAR_ENV.caFile, value: `${TOKEN_MOUNT_PATH}/${CA_FILE}` },
     ],
     ports: [
       { name: 'og-admin', containerPort: admin, protocol: 'TCP' },
@@ -232,14 +207,14 @@ function tokenVolume(template: SidecarTemplate): Record<string, unknown> {
     projected: {
       defaultMode: 0o444,
       sources: [
-        { serviceAccountToken: { path: 'token', expirationSeconds: template.tokenExpirationSeconds } },
-        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { serviceAccountToken: { path: TOKEN_FILE, expirationSeconds: template.tokenExpirationSeconds } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: CA_FILE }] } },
         {
           downwardAPI: {
             items: [
               { path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } },
               // A file, not env: the kubelet rewrites it when the labels change (which Origins select the pod).
-              { path: 'labels', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
+              { path: LABELS_FILE, fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.labels' } },
             ],
           },
         },

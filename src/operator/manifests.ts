@@ -5,7 +5,18 @@
 // operator applies the per-namespace RoleBinding, and the cluster tests apply them.
 import { stringify } from 'yaml';
 import { GROUP } from '../api/origin.ts';
-import { MANAGED_BY, MANAGED_BY_LABEL, SIDECAR_CLUSTER_ROLE, SIDECAR_ROLE_BINDING } from './names.ts';
+import type { ObjectMeta } from '../kube/objects.ts';
+import { InvalidManifestError } from './errors.ts';
+import {
+  DEFAULT_LEASE,
+  DEFAULT_WEBHOOK_CERT_SECRET,
+  DEFAULT_WEBHOOK_CONFIGURATION,
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  POD_WEBHOOK,
+  SIDECAR_CLUSTER_ROLE,
+  SIDECAR_ROLE_BINDING,
+} from './names.ts';
 
 const RBAC = 'rbac.authorization.k8s.io';
 const RBAC_V1 = `${RBAC}/v1`;
@@ -17,24 +28,14 @@ export const OPERATOR_CLUSTER_ROLE = 'originguard-operator';
 export const OPERATOR_ROLE = 'originguard-operator';
 /** The ValidatingAdmissionPolicy (and its binding) that ties report writes to the token's pod. */
 export const REPORT_POLICY = `originreports.${GROUP}`;
-/** Name of the one webhook in the MutatingWebhookConfiguration. */
-export const POD_WEBHOOK = `pods.${GROUP}`;
-/** Defaults the operator's flags use; the Roles name them to restrict get/update. */
-export const DEFAULT_WEBHOOK_CONFIGURATION = 'originguard';
-export const DEFAULT_WEBHOOK_CERT_SECRET = 'originguard-webhook-cert';
-export const DEFAULT_LEASE = 'originguard-operator';
-
 /** Labels of the objects the installer owns (the operator's own objects carry MANAGED_BY_LABEL). */
 const INSTALL_LABELS = {
   'app.kubernetes.io/name': 'originguard',
   'app.kubernetes.io/part-of': 'originguard',
 };
 
-export type ObjectMeta = {
-  name: string;
-  namespace?: string;
-  labels: Record<string, string>;
-};
+/** Installed objects always carry labels. */
+type LabelledMeta = ObjectMeta & { labels: Record<string, string> };
 
 export type PolicyRule = {
   apiGroups: string[];
@@ -46,14 +47,14 @@ export type PolicyRule = {
 export type RbacRole = {
   apiVersion: typeof RBAC_V1;
   kind: 'ClusterRole' | 'Role';
-  metadata: ObjectMeta;
+  metadata: LabelledMeta;
   rules: PolicyRule[];
 };
 
 export type RoleBinding = {
   apiVersion: typeof RBAC_V1;
   kind: 'RoleBinding';
-  metadata: ObjectMeta & { namespace: string };
+  metadata: LabelledMeta & { namespace: string };
   roleRef: { apiGroup: typeof RBAC; kind: 'ClusterRole'; name: string };
   subjects: { kind: 'ServiceAccount'; name: string; namespace: string }[];
 };
@@ -62,7 +63,7 @@ export type RoleBinding = {
 export type Manifest = {
   apiVersion: string;
   kind: string;
-  metadata: ObjectMeta;
+  metadata: LabelledMeta;
   [key: string]: unknown;
 };
 
@@ -335,7 +336,7 @@ export interface WebhookConfigurationOptions {
 export function mutatingWebhookConfiguration(o: WebhookConfigurationOptions): Manifest {
   const timeoutSeconds = o.timeoutSeconds ?? 5;
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 30) {
-    throw new RangeError(`timeoutSeconds: must be an integer from 1 to 30, got ${timeoutSeconds}`);
+    throw new InvalidManifestError(`timeoutSeconds: must be an integer from 1 to 30, got ${timeoutSeconds}`);
   }
   const excluded = [...new Set(o.excludedNamespaces)].sort();
   return {

@@ -4,6 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 export class OperatorMetrics {
   readonly registry = new Registry();
+  readonly #queueDepths = new Map<string, () => number>();
   readonly reconciles = new Counter({
     name: 'originguard_operator_reconciles_total',
     help: 'Reconciles run, by controller and result (success, error).',
@@ -22,6 +23,9 @@ export class OperatorMetrics {
     help: 'Keys waiting or being processed, by controller.',
     labelNames: ['controller'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [controller, depth] of this.#queueDepths) this.queueDepth.labels(controller).set(depth());
+    },
   });
   readonly statusWrites = new Counter({
     name: 'originguard_operator_status_writes_total',
@@ -57,6 +61,11 @@ export class OperatorMetrics {
     labelNames: ['resource', 'reason'] as const,
     registers: [this.registry],
   });
+
+  /** Reports `depth()` as the queue depth of `controller` at each scrape. */
+  watchQueueDepth(controller: string, depth: () => number): void {
+    this.#queueDepths.set(controller, depth);
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'originguard_operator_' });

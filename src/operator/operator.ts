@@ -7,17 +7,18 @@ import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/origin.ts';
 import { ORIGIN_LABEL } from '../api/report.ts';
 import { selects } from '../api/selector.ts';
-import type { KubeClient } from '../kube/client.ts';
-import { resourcePath } from '../kube/client.ts';
-import { Informer, objectKey } from '../kube/informer.ts';
+import { type KubeClient, resourcePath } from '../kube/client.ts';
+import { Informer } from '../kube/informer.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
+import { objectKey } from '../kube/objects.ts';
 import { WorkQueue } from '../kube/work-queue.ts';
 import { type Admission, type AdmissionOptions, startAdmission } from './admission.ts';
 import { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, SIDECAR_ROLE_BINDING } from './names.ts';
-import { RbacController, type RoleBinding } from './rbac-controller.ts';
-import { type Origin, type Pod, type Report, StatusController } from './status-controller.ts';
+import { RbacController } from './rbac-controller.ts';
+import type { Origin, Pod, Report, RoleBinding } from './resources.ts';
+import { StatusController } from './status-controller.ts';
 
 export interface OperatorOptions {
   /** The operator's own namespace: its Lease and webhook Secret live there; never injected. */
@@ -105,6 +106,9 @@ export class Operator {
       metrics,
       logger,
     });
+    // Read at each scrape: exact for each queue, 0 on a replica that does not lead.
+    metrics.watchQueueDepth('status', () => this.statusQueue?.depth ?? 0);
+    metrics.watchQueueDepth('rbac', () => this.rbacQueue?.depth ?? 0);
     this.rbacController = new RbacController({
       client,
       origins: this.origins,
@@ -212,7 +216,6 @@ export class Operator {
         onProcessed: (result, ms) => {
           this.metrics.reconciles.labels(name, result).inc();
           this.metrics.reconcileDuration.labels(name).observe(ms / 1000);
-          this.metrics.queueDepth.labels(name).set(this.statusQueue?.depth ?? 0);
         },
       });
     this.statusQueue = queue('status', this.opts.statusIntervalMs, async (k) => {
@@ -260,8 +263,6 @@ export class Operator {
     if (metricsBind !== undefined) {
       const app = Fastify({ logger: false, forceCloseConnections: true });
       app.get('/metrics', async (_req, reply) => {
-        this.metrics.queueDepth.labels('status').set(this.statusQueue?.depth ?? 0);
-        this.metrics.queueDepth.labels('rbac').set(this.rbacQueue?.depth ?? 0);
         return reply.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
       });
       await app.listen(metricsBind);

@@ -151,6 +151,19 @@ function servingNeedsRenewal(
   return !(names && ips && chained);
 }
 
+/** The CAs of a stored PKI, or undefined if any part of it cannot be parsed. */
+function readablePki(pki: StoredPki): X509Certificate[] | undefined {
+  try {
+    const cas = splitPem(pki.caBundle).map((pem) => new X509Certificate(pem));
+    new X509Certificate(pki.cert);
+    createPrivateKey(pki.key);
+    if (pki.caKey !== '') createPrivateKey(pki.caKey);
+    return cas;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The Secret's next contents, or undefined when `current` can stay. The CA rotates
  * first and stays in the bundle while valid, and the serving certificate moves to
@@ -161,14 +174,8 @@ export async function nextPki(
   policy: PkiPolicy,
   now: number,
 ): Promise<StoredPki | undefined> {
-  let cas: X509Certificate[];
-  try {
-    if (current === undefined) throw new Error('no PKI yet');
-    cas = splitPem(current.caBundle).map((pem) => new X509Certificate(pem));
-    new X509Certificate(current.cert);
-    createPrivateKey(current.key);
-    if (current.caKey !== '') createPrivateKey(current.caKey);
-  } catch {
+  const cas = current === undefined ? undefined : readablePki(current);
+  if (current === undefined || cas === undefined) {
     // Missing or unreadable: start over with a fresh CA.
     const ca = await generateCA({ validityMs: policy.caValidityMs, now });
     const serving = await issueServingCertificate(ca, {

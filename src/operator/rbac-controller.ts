@@ -5,13 +5,11 @@
 // deleted when the namespace's last Origin goes.
 import type { Logger } from 'pino';
 import { selects } from '../api/selector.ts';
-import { isNotFound, type KubeClient, type KubeObject, resourcePath } from '../kube/client.ts';
+import { type KubeClient, resourcePath } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
 import { sidecarRoleBinding } from './manifests.ts';
 import { OPERATOR_FIELD_MANAGER, SIDECAR_ROLE_BINDING } from './names.ts';
-import type { Origin, Pod } from './status-controller.ts';
-
-export type RoleBinding = KubeObject & { subjects?: { kind: string; name: string; namespace?: string }[] };
+import type { Origin, Pod, RoleBinding } from './resources.ts';
 
 export interface RbacControllerDeps {
   client: KubeClient;
@@ -26,9 +24,7 @@ export function sidecarServiceAccounts(origins: readonly Origin[], pods: readonl
   const accounts = new Set<string>();
   for (const pod of pods) {
     if (origins.some((o) => selects(o.spec.selector, pod.metadata.labels))) {
-      accounts.add(
-        (pod.spec as { serviceAccountName?: string } | undefined)?.serviceAccountName ?? 'default',
-      );
+      accounts.add(pod.spec?.serviceAccountName ?? 'default');
     }
   }
   return [...accounts].sort();
@@ -57,11 +53,7 @@ export class RbacController {
     const nsOrigins = origins.list(namespace);
     if (nsOrigins.length === 0) {
       if (existing === undefined) return;
-      try {
-        await client.delete(path);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      await client.delete(path);
       logger.info({ namespace }, 'no Origins left: removed the sidecar RoleBinding');
       return;
     }

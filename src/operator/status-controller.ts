@@ -4,25 +4,17 @@
 // transitions. The work queue runs each Origin at most about once a second, so a
 // burst of report changes becomes one status write.
 import type { Logger } from 'pino';
-import { API_VERSION, GROUP, type OriginManifest, VERSION } from '../api/origin.ts';
-import type { OriginReport } from '../api/report.ts';
+import { API_VERSION, GROUP, VERSION } from '../api/origin.ts';
 import type { OriginStatus } from '../api/status.ts';
-import { type KubeClient, type KubeObject, type ObjectMeta, resourcePath } from '../kube/client.ts';
+import { type KubeClient, resourcePath } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
-import {
-  aggregateStatus,
-  type PodLike,
-  SPEC_APPLY_GRACE_MS,
-  statusChanged,
-  transitionEvents,
-} from './aggregate.ts';
+import { aggregateStatus, SPEC_APPLY_GRACE_MS } from './aggregate.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { OPERATOR_FIELD_MANAGER } from './names.ts';
-
-export type Origin = Omit<OriginManifest, 'metadata'> & { metadata: ObjectMeta; status?: OriginStatus };
-export type Pod = PodLike & KubeObject;
-export type Report = OriginReport & KubeObject;
+import type { Origin, Pod, Report } from './resources.ts';
+import { statusChanged } from './status-diff.ts';
+import { transitionEvents } from './status-events.ts';
 
 export interface StatusControllerDeps {
   client: KubeClient;

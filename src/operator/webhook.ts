@@ -6,7 +6,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { InjectionDecision, PodLike, SkipReason } from './injection.ts';
+import type { Pod } from '../kube/objects.ts';
+import { BadReviewError } from './errors.ts';
+import type { InjectionDecision, SkipReason } from './injection.ts';
 import type { CertificatePair } from './pki.ts';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
@@ -55,19 +57,11 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-class BadReview extends Error {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super(message);
-    this.status = status;
-  }
-}
-
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_REVIEW_BYTES) {
-      reject(new BadReview(400, `request body: larger than ${MAX_REVIEW_BYTES} bytes`));
+      reject(new BadReviewError(400, `request body: larger than ${MAX_REVIEW_BYTES} bytes`));
       return;
     }
     const chunks: Buffer[] = [];
@@ -75,7 +69,7 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_REVIEW_BYTES) {
-        reject(new BadReview(400, `request body: larger than ${MAX_REVIEW_BYTES} bytes`));
+        reject(new BadReviewError(400, `request body: larger than ${MAX_REVIEW_BYTES} bytes`));
         req.pause();
         return;
       }
@@ -89,24 +83,25 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 function parseReview(req: IncomingMessage, body: Buffer): AdmissionRequest {
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new BadReview(400, `content-type: must be application/json, got "${type}"`);
+    throw new BadReviewError(400, `content-type: must be application/json, got "${type}"`);
   }
   let review: { apiVersion?: unknown; kind?: unknown; request?: Partial<AdmissionRequest> };
   try {
     review = JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new BadReview(400, `request body: not JSON (${(err as Error).message})`);
+    throw new BadReviewError(400, `request body: not JSON (${(err as Error).message})`);
   }
-  if (review === null || typeof review !== 'object') throw new BadReview(400, 'request body: not an object');
+  if (review === null || typeof review !== 'object')
+    throw new BadReviewError(400, 'request body: not an object');
   if (review.apiVersion !== REVIEW_API_VERSION || review.kind !== 'AdmissionReview') {
-    throw new BadReview(
+    throw new BadReviewError(
       400,
       `apiVersion/kind: must be ${REVIEW_API_VERSION} AdmissionReview, got ${String(review.apiVersion)} ${String(review.kind)}; set admissionReviewVersions: [v1]`,
     );
   }
   const r = review.request;
   if (typeof r?.uid !== 'string' || typeof r.kind !== 'object' || typeof r.operation !== 'string') {
-    throw new BadReview(400, 'request: must carry uid, kind and operation');
+    throw new BadReviewError(400, 'request: must carry uid, kind and operation');
   }
   return r as AdmissionRequest;
 }
@@ -142,7 +137,7 @@ async function review(opts: WebhookServerOptions, request: AdmissionRequest): Pr
       );
     }
   }
-  const pod = (request.object ?? {}) as PodLike;
+  const pod = (request.object ?? {}) as Pod;
   const podName = pod.metadata?.name ?? pod.metadata?.generateName ?? request.name ?? '';
   const origins = decision?.inject ? decision.origins : [];
   const fields = { uid: request.uid, namespace, pod: podName, result, origins };
@@ -174,7 +169,7 @@ async function handle(opts: WebhookServerOptions, req: IncomingMessage, res: Ser
     const request = parseReview(req, await readBody(req));
     respond(res, 200, JSON.stringify(await review(opts, request)), 'application/json');
   } catch (err) {
-    if (!(err instanceof BadReview)) throw err;
+    if (!(err instanceof BadReviewError)) throw err;
     opts.logger.warn({ status: err.status, reason: err.message }, 'admission review refused');
     // Unread body left behind: close rather than parse it as the next request.
     res.setHeader('connection', 'close');

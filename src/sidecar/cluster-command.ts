@@ -4,10 +4,11 @@
 // signal. Loaded by command.ts only in cluster mode.
 import type { Logger } from 'pino';
 import { inClusterCredentials, inClusterServer } from '../kube/in-cluster.ts';
+import { drainOnSignal } from '../process.ts';
+import { Resolver } from '../upstream/resolver.ts';
 import { startClusterSidecar } from './cluster.ts';
-import { type SidecarSettings, untilSignal } from './command.ts';
 import { type PodEnvironment, podEnvironment, readLabelsFile } from './pod-identity.ts';
-import { Resolver } from './resolver.ts';
+import type { SidecarSettings } from './settings.ts';
 
 const fail = (code: number, message: string): number => {
   process.stderr.write(`originguard sidecar: ${message}\n`);
@@ -64,5 +65,5 @@ export async function runClusterSidecar(settings: SidecarSettings, logger: Logge
     { pod: env.podName, namespace: env.namespace, apiServer: server, adminPort: cluster.adminPort },
     'sidecar started in cluster mode; waiting for the first list of Origins',
   );
-  return untilSignal(logger, settings.drainMs, () => cluster.stop(settings.drainMs));
+  return drainOnSignal(logger, settings.drainMs, () => cluster.stop(settings.drainMs));
 }

@@ -7,18 +7,20 @@
 // (cluster-command.ts) adds environment, signals and exit codes.
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { SIDECAR_FIELD_MANAGER } from '../api/contract.ts';
 import { GROUP, VERSION } from '../api/origin.ts';
 import type { OriginReport } from '../api/report.ts';
-import { type Credentials, KubeApiError, KubeClient, resourcePath } from '../kube/client.ts';
+import { type Credentials, KubeClient, resourcePath } from '../kube/client.ts';
+import { isUnreachable } from '../kube/errors.ts';
 import { Informer } from '../kube/informer.ts';
-import { SIDECAR_FIELD_MANAGER } from '../operator/names.ts';
+import { Resolver } from '../upstream/resolver.ts';
 import { createAdminServer } from './admin.ts';
 import type { ClientLimits } from './listener.ts';
 import { SidecarMetrics } from './metrics.ts';
 import type { Labels, PodIdentity } from './pod-identity.ts';
 import { type ReportApi, type ReportState, ReportWriter } from './report-writer.ts';
-import { Resolver } from './resolver.ts';
 import { type OriginObject, SelectionLoop } from './selection-loop.ts';
+import { DEFAULT_LIMITS, SIDECAR_DEFAULTS } from './settings.ts';
 import { Sidecar } from './sidecar.ts';
 
 export interface ClusterSidecarOptions {
@@ -70,13 +72,6 @@ export interface ClusterSidecar {
   stop(drainMs?: number): Promise<boolean>;
 }
 
-const DEFAULT_LIMITS: ClientLimits = {
-  maxHeaderBytes: 16384,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 300_000,
-  keepAliveTimeoutMs: 65_000,
-};
-
 /** Report metrics, registered once per registry (sidecars sharing one registry share them). */
 function clusterMetrics(registry: Registry) {
   const writes =
@@ -123,7 +118,7 @@ export async function startClusterSidecar(opts: ClusterSidecarOptions): Promise<
     metrics,
     resolver: opts.resolver ?? new Resolver({}),
     limits: opts.limits ?? DEFAULT_LIMITS,
-    maxBodyBytes: opts.maxBodyBytes ?? 100 * 1024 * 1024,
+    maxBodyBytes: opts.maxBodyBytes ?? SIDECAR_DEFAULTS.maxRequestBody,
     listenAddress: opts.listenAddress,
     onHealthChange: (key) => writer?.changed(key),
   });
@@ -131,7 +126,7 @@ export async function startClusterSidecar(opts: ClusterSidecarOptions): Promise<
   let apiUp = true;
   const apiResult = (ok: boolean, err?: unknown) => {
     // Any answer, even 403, means the API server is there; only "no answer" is down.
-    const up = ok || !(err instanceof KubeApiError && err.status === 0);
+    const up = ok || !isUnreachable(err);
     kubeMetrics.up.set(up ? 1 : 0);
     if (up === apiUp) return;
     apiUp = up;

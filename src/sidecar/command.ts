@@ -4,11 +4,14 @@
 // loaded only then so the standalone sidecar never loads the Kubernetes code.
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
-import { durationMs, portNumber, positiveInt, UsageError, withEnv } from '../flags.ts';
+import { UsageError } from '../errors.ts';
+import { withEnv } from '../flags.ts';
+import { drainOnSignal } from '../process.ts';
+import { Resolver } from '../upstream/resolver.ts';
 import { createAdminServer } from './admin.ts';
 import { loadConfigFile, watchConfigFile } from './config-file.ts';
 import { SidecarMetrics } from './metrics.ts';
-import { Resolver } from './resolver.ts';
+import { SIDECAR_DEFAULTS as D, readSettings, type SidecarSettings } from './settings.ts';
 import { Sidecar } from './sidecar.ts';
 
 const HELP = `Usage: originguard sidecar --config <file> [options]
@@ -28,18 +31,18 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_ADMIN_PORT):
   --pod-labels-file <file>     Cluster: the pod's labels (downward API; default:
                                labels next to the token file)
   --report-debounce <d>        Cluster: window coalescing health changes into one
-                               report write (default 250ms)
+                               report write (default ${D.reportDebounce})
   --report-heartbeat <d>       Cluster: report rewrite interval while the origin is
-                               unreachable (default 30s)
-  --admin-port <port>          Port for /healthz, /readyz, /metrics, /status (default 9901)
-  --admin-address <ip>         Address of the admin port (default 0.0.0.0)
+                               unreachable (default ${D.reportHeartbeat})
+  --admin-port <port>          Port for /healthz, /readyz, /metrics, /status (default ${D.adminPort})
+  --admin-address <ip>         Address of the admin port (default ${D.adminAddress})
   --dns-server <ip[:port]>     DNS server to use instead of /etc/resolv.conf's (repeatable)
-  --log-level <level>          fatal, error, warn, info, debug (default info)
-  --drain-timeout <duration>   On SIGTERM, time for requests in flight to finish (default 30s)
-  --max-request-body <bytes>   Largest request body forwarded; 413 past it (default 104857600)
-  --max-header-size <bytes>    Largest request header section; 431 past it (default 16384)
-  --client-header-timeout <d>  Time for a client to send its headers; 408 past it (default 10s)
-  --client-request-timeout <d> Time for a client to send its whole request; 408 past it (default 5m)
+  --log-level <level>          fatal, error, warn, info, debug (default ${D.logLevel})
+  --drain-timeout <duration>   On SIGTERM, time for requests in flight to finish (default ${D.drainTimeout})
+  --max-request-body <bytes>   Largest request body forwarded; 413 past it (default ${D.maxRequestBody})
+  --max-header-size <bytes>    Largest request header section; 431 past it (default ${D.maxHeaderSize})
+  --client-header-timeout <d>  Time for a client to send its headers; 408 past it (default ${D.clientHeaderTimeout})
+  --client-request-timeout <d> Time for a client to send its whole request; 408 past it (default ${D.clientRequestTimeout})
   -h, --help                   Show this help
 `;
 
@@ -47,29 +50,27 @@ const OPTIONS = {
   config: { type: 'string' },
   cluster: { type: 'boolean' },
   'pod-labels-file': { type: 'string' },
-  'report-debounce': { type: 'string', default: '250ms' },
-  'report-heartbeat': { type: 'string', default: '30s' },
-  'admin-port': { type: 'string', default: '9901' },
-  'admin-address': { type: 'string', default: '0.0.0.0' },
+  'report-debounce': { type: 'string', default: D.reportDebounce },
+  'report-heartbeat': { type: 'string', default: D.reportHeartbeat },
+  'admin-port': { type: 'string', default: String(D.adminPort) },
+  'admin-address': { type: 'string', default: D.adminAddress },
   'dns-server': { type: 'string', multiple: true },
-  'log-level': { type: 'string', default: 'info' },
-  'drain-timeout': { type: 'string', default: '30s' },
-  'max-request-body': { type: 'string', default: '104857600' },
-  'max-header-size': { type: 'string', default: '16384' },
-  'client-header-timeout': { type: 'string', default: '10s' },
-  'client-request-timeout': { type: 'string', default: '5m' },
+  'log-level': { type: 'string', default: D.logLevel },
+  'drain-timeout': { type: 'string', default: D.drainTimeout },
+  'max-request-body': { type: 'string', default: String(D.maxRequestBody) },
+  'max-header-size': { type: 'string', default: String(D.maxHeaderSize) },
+  'client-header-timeout': { type: 'string', default: D.clientHeaderTimeout },
+  'client-request-timeout': { type: 'string', default: D.clientRequestTimeout },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-type Flags = {
-  [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : string | boolean;
-};
+const parseFlags = (argv: string[]) =>
+  parseArgs({ args: withEnv(argv, OPTIONS), options: OPTIONS, allowPositionals: false }).values;
 
 export async function runSidecarCommand(argv: string[]): Promise<number> {
-  let flags: Flags;
+  let flags: ReturnType<typeof parseFlags>;
   try {
-    flags = parseArgs({ args: withEnv(argv, OPTIONS), options: OPTIONS, allowPositionals: false })
-      .values as Flags;
+    flags = parseFlags(argv);
   } catch (err) {
     process.stderr.write(`originguard sidecar: ${(err as Error).message}\n\n${HELP}`);
     return 2;
@@ -78,7 +79,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const configPath = flags.config as string | undefined;
+  const configPath = flags.config;
   const cluster = flags.cluster === true;
   if ((configPath === undefined) === !cluster) {
     process.stderr.write(`originguard sidecar: give either --config <file> or --cluster\n\n${HELP}`);
@@ -93,7 +94,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     return 2;
   }
 
-  const logger = pino({ level: flags['log-level'] as string, base: { component: 'sidecar' } });
+  const logger = pino({ level: flags['log-level'], base: { component: 'sidecar' } });
   if (cluster) {
     const { runClusterSidecar } = await import('./cluster-command.ts');
     return runClusterSidecar(settings, logger);
@@ -172,58 +173,10 @@ async function runStandalone(configPath: string, settings: SidecarSettings, logg
     );
   });
 
-  return untilSignal(logger, settings.drainMs, async () => {
+  return drainOnSignal(logger, settings.drainMs, async () => {
     watcher.close();
     const clean = await sidecar.drain(settings.drainMs);
     await admin.close();
     return clean;
   });
-}
-
-/**
- * Waits for SIGTERM or SIGINT, then runs `drain` (which resolves whether every
- * request in flight finished) and resolves to the exit code.
- */
-export function untilSignal(logger: Logger, drainMs: number, drain: () => Promise<boolean>): Promise<number> {
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal, drainTimeoutMs: drainMs }, 'draining: not accepting new connections');
-      drain().then(
-        (clean) => {
-          logger.info(
-            { clean },
-            clean ? 'drained; exiting' : 'drain timeout reached; closed remaining connections',
-          );
-          resolve(0);
-        },
-        (err: unknown) => {
-          logger.error({ err }, 'drain failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
-}
-
-export type SidecarSettings = ReturnType<typeof readSettings>;
-
-function readSettings(flags: Flags) {
-  return {
-    podLabelsFile: flags['pod-labels-file'] as string | undefined,
-    reportDebounceMs: durationMs('report-debounce', flags['report-debounce'] as string),
-    reportHeartbeatMs: durationMs('report-heartbeat', flags['report-heartbeat'] as string),
-    adminPort: portNumber('admin-port', flags['admin-port'] as string),
-    adminAddress: flags['admin-address'] as string,
-    dnsServers: (flags['dns-server'] as string[] | undefined) ?? [],
-    drainMs: durationMs('drain-timeout', flags['drain-timeout'] as string),
-    maxBodyBytes: positiveInt('max-request-body', flags['max-request-body'] as string),
-    limits: {
-      maxHeaderBytes: positiveInt('max-header-size', flags['max-header-size'] as string),
-      headersTimeoutMs: durationMs('client-header-timeout', flags['client-header-timeout'] as string),
-      requestTimeoutMs: durationMs('client-request-timeout', flags['client-request-timeout'] as string),
-      keepAliveTimeoutMs: 65_000,
-    },
-  };
 }

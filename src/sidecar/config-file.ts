@@ -7,9 +7,9 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { originKey } from '../api/contract.ts';
 import { API_VERSION, type OriginManifest } from '../api/origin.ts';
 import { validateOrigin } from '../api/validate.ts';
-import { originKey } from './origin-runtime.ts';
 import { buildRoutes } from './router.ts';
 
 export type LoadResult =

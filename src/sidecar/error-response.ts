@@ -4,7 +4,8 @@
 // otherwise). Internal addresses and errno appear only when the Origin allows it.
 import { CAUSES } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
-import { type Failure, REASON_PHRASES, statusFor } from './classify.ts';
+import { REASON_PHRASES, statusFor } from '../upstream/classify.ts';
+import type { Failure } from '../upstream/failure.ts';
 
 export interface ErrorResponseOptions {
   readonly profile: StatusProfile;

@@ -7,9 +7,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Phase } from '../api/causes.ts';
-import { classifyError, type Failure, isConnectPhase, type RawError } from './classify.ts';
-import { UpstreamConnectError } from './connector.ts';
+import { classifyError, isConnectPhase } from '../upstream/classify.ts';
+import { ResponseTimeoutError, UpstreamConnectError } from '../upstream/errors.ts';
+import type { Failure, RawError } from '../upstream/failure.ts';
 import { buildErrorResponse } from './error-response.ts';
+import { BodyTooLargeError, CDN_LOOP, ClientGoneError, EJECTED } from './errors.ts';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers.ts';
 import type { OriginRuntime } from './origin-runtime.ts';
 import { type PortRoutes, route } from './router.ts';
@@ -23,21 +25,6 @@ export interface ForwardEnv {
   readonly logFailure: FailureLog;
   readonly clientError: (reason: string) => void;
   readonly nextRequestId: () => string;
-}
-
-class ResponseTimeoutError extends Error {
-  readonly code = 'OG_RESPONSE_TIMEOUT';
-  constructor(ms: number) {
-    super(`no response from the origin within ${ms}ms`);
-  }
-}
-
-class ClientGoneError extends Error {
-  readonly code = 'OG_CLIENT_GONE';
-}
-
-class BodyTooLargeError extends Error {
-  readonly code = 'OG_BODY_TOO_LARGE';
 }
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -63,18 +50,20 @@ export function sendPlain(
   res.end(body);
 }
 
-function sendFailure(
-  res: ServerResponse,
-  req: IncomingMessage,
-  runtime: OriginRuntime,
-  failure: Failure,
-  requestId: string,
-): number {
+/** One proxied request: what each step of its path needs. */
+interface RequestContext {
+  readonly env: ForwardEnv;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly runtime: OriginRuntime;
+  readonly requestId: string;
+  /** performance.now() when the request arrived. */
+  readonly started: number;
+}
+
+/** Answers the client with the failure's status, Proxy-Status and negotiated body. */
+function sendFailure({ req, res, runtime, requestId }: RequestContext, failure: Failure): number {
   const answer = buildErrorResponse(failure, req.headers.accept, { ...runtime.errorOptions, requestId });
-  if (res.headersSent) {
-    res.destroy();
-    return answer.statusCode;
-  }
   res.writeHead(answer.statusCode, answer.statusMessage, {
     ...answer.headers,
     'content-length': Buffer.byteLength(answer.body),
@@ -89,7 +78,7 @@ function limitBody(req: IncomingMessage, max: number): Transform {
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
-      if (seen > max) cb(new BodyTooLargeError(`request body larger than ${max} bytes`));
+      if (seen > max) cb(new BodyTooLargeError(max));
       else cb(null, chunk);
     },
   });
@@ -97,15 +86,11 @@ function limitBody(req: IncomingMessage, max: number): Transform {
   return counter;
 }
 
-/** Refuses what a reverse proxy must not forward. Returns true if the request was answered. */
+/**
+ * Refuses what a reverse proxy must not forward. Returns true if the request was
+ * answered. (CONNECT never gets here: the listener answers it.)
+ */
 function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url: string): boolean {
-  if (req.method === 'CONNECT') {
-    env.clientError('connect_method');
-    sendPlain(res, 405, 'Method Not Allowed: originguard is a reverse proxy, not a forward proxy', {
-      allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
-    });
-    return true;
-  }
   if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
     env.clientError('absolute_form');
     sendPlain(
@@ -134,27 +119,72 @@ function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url:
   return false;
 }
 
-/** Answers at once while the origin is ejected, explaining with the failure that ejected it. */
-function failFast(
-  req: IncomingMessage,
-  res: ServerResponse,
-  runtime: OriginRuntime,
-  requestId: string,
-): void {
-  const underlying = runtime.health.lastConnectFailure;
-  const failure: Failure = {
-    cause: 'destination_unavailable',
-    phase: 'connect',
-    code: 'OG_EJECTED',
-    attempts: [],
-    elapsedMs: 0,
-    ...(underlying === undefined ? {} : { underlying }),
-  };
-  const status = sendFailure(res, req, runtime, failure, requestId);
-  runtime.health.onFailure(failure, status, true);
-  runtime.metrics.answered(status);
-  runtime.metrics.failed(underlying?.cause ?? failure.cause, 'connect');
+/**
+ * The one place a failed request is accounted for: the answer (or, once the
+ * origin's status line is out, a cut connection), metrics, health, the log line.
+ */
+function recordFailure(ctx: RequestContext, failure: Failure): void {
+  const { res, runtime: rt } = ctx;
+  let status: number;
+  if (res.headersSent) {
+    // The origin's status line is already out (and counted): all we can do is cut the body.
+    status = res.statusCode;
+    res.destroy();
+  } else {
+    status = sendFailure(ctx, failure);
+    rt.metrics.answered(status);
+    rt.metrics.requestDuration.observe((performance.now() - ctx.started) / 1000);
+  }
+  // A fast-failed request counts under the cause that got the origin ejected.
+  rt.metrics.failed((failure.underlying ?? failure).cause, failure.phase);
+  // A loop is this proxy chain's configuration, not the origin's health.
+  if (failure.cause !== 'proxy_loop_detected') {
+    rt.health.onFailure(failure, status, isConnectPhase(failure.phase));
+  }
+  // While ejected, the ejection was logged once; each fast-failed request is not.
+  if (failure.cause !== 'destination_unavailable') logFailure(ctx, failure, status);
 }
+
+function logFailure(ctx: RequestContext, failure: Failure, status: number): void {
+  ctx.env.logFailure(
+    {
+      origin: ctx.runtime.key,
+      requestId: ctx.requestId,
+      status,
+      cause: failure.cause,
+      phase: failure.phase,
+      code: failure.code,
+      errno: failure.errno,
+      rcode: failure.rcode,
+      alertId: failure.alertId,
+      address: failure.address,
+      attempts: failure.attempts.map(
+        (a) => `${a.address}:${a.port} ${a.phase} ${a.cause} ${a.code} ${Math.round(a.elapsedMs)}ms`,
+      ),
+      elapsedMs: Math.round(performance.now() - ctx.started),
+      method: ctx.req.method,
+      path: ctx.req.url,
+    },
+    failure.cause === 'proxy_loop_detected'
+      ? 'request loop detected (CDN-Loop)'
+      : `upstream ${failure.cause}`,
+  );
+}
+
+/** A failure decided before any connection is tried (ejected origin, loop). */
+const immediateFailure = (
+  cause: Failure['cause'],
+  phase: Phase,
+  code: string,
+  underlying?: Failure,
+): Failure => ({
+  cause,
+  phase,
+  code,
+  attempts: [],
+  elapsedMs: 0,
+  ...(underlying === undefined ? {} : { underlying }),
+});
 
 /** Proxies one request. Never throws: every outcome is an answer to the client. */
 export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): void {
@@ -171,6 +201,7 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
   const url = req.url ?? '/';
   if (refuse(env, req, res, url)) return;
 
+  const ctx: RequestContext = { env, req, res, runtime, requestId, started };
   runtime.health.onRequest();
   const fwd = forwardRequestHeaders(req.rawHeaders, {
     clientAddress: req.socket.remoteAddress ?? 'unknown',
@@ -181,26 +212,15 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
     via: env.via,
   });
   if (fwd.loop) {
-    const failure: Failure = {
-      cause: 'proxy_loop_detected',
-      phase: 'request',
-      code: 'CDN_LOOP',
-      attempts: [],
-      elapsedMs: 0,
-    };
-    const status = sendFailure(res, req, runtime, failure, requestId);
-    runtime.metrics.answered(status);
-    runtime.metrics.failed(failure.cause, failure.phase);
-    env.logFailure(
-      { origin: runtime.key, requestId, cause: failure.cause, status },
-      'request loop detected (CDN-Loop)',
-    );
+    recordFailure(ctx, immediateFailure('proxy_loop_detected', 'request', CDN_LOOP));
     return;
   }
 
   const admission = runtime.outlier.admit();
   if (admission.kind === 'reject') {
-    failFast(req, res, runtime, requestId);
+    // Explained with the failure that ejected the origin.
+    const underlying = runtime.health.lastConnectFailure;
+    recordFailure(ctx, immediateFailure('destination_unavailable', 'connect', EJECTED, underlying));
     return;
   }
 
@@ -211,7 +231,7 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
       ? limitBody(req, env.maxBodyBytes)
       : req
     : null;
-  const handler = new ProxyHandler(env, req, res, runtime, requestId, started, admission.kind === 'trial');
+  const handler = new ProxyHandler(ctx, admission.kind === 'trial');
   res.once('close', () => handler.onClientClose());
   runtime.pool.dispatch({ method: req.method ?? 'GET', path: url, headers: fwd.headers, body }, handler);
 }
@@ -223,49 +243,30 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #timer: NodeJS.Timeout | undefined;
   #clientGone = false;
   #finished = false;
-  readonly #env: ForwardEnv;
-  readonly #req: IncomingMessage;
-  readonly #res: ServerResponse;
-  readonly #runtime: OriginRuntime;
-  readonly #requestId: string;
-  readonly #started: number;
+  readonly #ctx: RequestContext;
   readonly #trial: boolean;
 
-  constructor(
-    env: ForwardEnv,
-    req: IncomingMessage,
-    res: ServerResponse,
-    runtime: OriginRuntime,
-    requestId: string,
-    started: number,
-    trial: boolean,
-  ) {
-    this.#env = env;
-    this.#req = req;
-    this.#res = res;
-    this.#runtime = runtime;
-    this.#requestId = requestId;
-    this.#started = started;
+  constructor(ctx: RequestContext, trial: boolean) {
+    this.#ctx = ctx;
     this.#trial = trial;
   }
 
   onClientClose(): void {
     if (this.#finished) return;
     this.#clientGone = true;
-    this.#controller?.abort(new ClientGoneError('client closed the connection'));
+    this.#controller?.abort(new ClientGoneError());
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     this.#phase = 'request';
     // A connection is established: whatever happens next, the origin was reachable.
-    this.#runtime.outlier.onSuccess();
-    if (this.#runtime.health.ejected) this.#setEjected(false);
-    if (this.#clientGone) controller.abort(new ClientGoneError('client closed the connection'));
+    this.#ctx.runtime.outlier.onSuccess();
+    if (this.#clientGone) controller.abort(new ClientGoneError());
   }
 
   onRequestSent(): void {
-    const ms = this.#runtime.responseTimeoutMs;
+    const ms = this.#ctx.runtime.responseTimeoutMs;
     this.#timer = setTimeout(() => this.#controller?.abort(new ResponseTimeoutError(ms)), ms);
   }
 
@@ -278,83 +279,53 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return;
     clearTimeout(this.#timer);
     this.#phase = 'response';
-    const res = this.#res;
+    const { res, runtime, env, started } = this.#ctx;
     const raw = (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
-    res.writeHead(statusCode, statusMessage || undefined, forwardResponseHeaders(raw, this.#env.via));
-    this.#runtime.metrics.requestDuration.observe((performance.now() - this.#started) / 1000);
-    this.#runtime.metrics.answered(statusCode);
-    this.#runtime.health.onReachable();
+    res.writeHead(statusCode, statusMessage || undefined, forwardResponseHeaders(raw, env.via));
+    runtime.metrics.requestDuration.observe((performance.now() - started) / 1000);
+    runtime.metrics.answered(statusCode);
+    runtime.health.onReachable();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#res.write(chunk)) {
+    const res = this.#ctx.res;
+    if (!res.write(chunk)) {
       controller.pause();
-      this.#res.once('drain', () => controller.resume());
+      res.once('drain', () => controller.resume());
     }
   }
 
   onResponseEnd(): void {
     this.#finished = true;
     clearTimeout(this.#timer);
-    this.#res.end();
+    this.#ctx.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.#finished = true;
     clearTimeout(this.#timer);
+    const { runtime } = this.#ctx;
     if (this.#clientGone || err instanceof ClientGoneError) {
-      if (this.#trial && this.#phase === 'connect') this.#runtime.outlier.onTrialAbandoned();
+      if (this.#trial && this.#phase === 'connect') runtime.outlier.onTrialAbandoned();
       return;
     }
     if (err instanceof BodyTooLargeError) {
-      this.#env.clientError('body_too_large');
-      sendPlain(this.#res, 413, 'Content Too Large: request body over the limit', { connection: 'close' });
+      this.#ctx.env.clientError('body_too_large');
+      sendPlain(this.#ctx.res, 413, 'Content Too Large: request body over the limit', {
+        connection: 'close',
+      });
       return;
     }
     const failure = this.#classify(err);
-    const connectPhase = isConnectPhase(failure.phase);
-    if (connectPhase && failure.cause !== 'proxy_internal_error') {
-      if (this.#runtime.outlier.onConnectFailure(this.#trial)) this.#setEjected(true);
+    if (isConnectPhase(failure.phase) && failure.cause !== 'proxy_internal_error') {
+      runtime.outlier.onConnectFailure(this.#trial, failure.cause);
     }
-    const rt = this.#runtime;
-    let statusCode: number;
-    if (this.#res.headersSent) {
-      // The origin's status line is already out (and counted): all we can do is cut the body.
-      statusCode = this.#res.statusCode;
-      this.#res.destroy();
-    } else {
-      statusCode = sendFailure(this.#res, this.#req, rt, failure, this.#requestId);
-      rt.metrics.answered(statusCode);
-      rt.metrics.requestDuration.observe((performance.now() - this.#started) / 1000);
-    }
-    rt.metrics.failed(failure.cause, failure.phase);
-    rt.health.onFailure(failure, statusCode, connectPhase);
-    this.#env.logFailure(
-      {
-        origin: rt.key,
-        requestId: this.#requestId,
-        status: statusCode,
-        cause: failure.cause,
-        phase: failure.phase,
-        code: failure.code,
-        errno: failure.errno,
-        rcode: failure.rcode,
-        alertId: failure.alertId,
-        address: failure.address,
-        attempts: failure.attempts.map(
-          (a) => `${a.address}:${a.port} ${a.phase} ${a.cause} ${a.code} ${Math.round(a.elapsedMs)}ms`,
-        ),
-        elapsedMs: Math.round(performance.now() - this.#started),
-        method: this.#req.method,
-        path: this.#req.url,
-      },
-      `upstream ${failure.cause}`,
-    );
+    recordFailure(this.#ctx, failure);
   }
 
   #classify(err: Error): Failure {
     if (err instanceof UpstreamConnectError) return err.failure;
-    const elapsedMs = performance.now() - this.#started;
+    const elapsedMs = performance.now() - this.#ctx.started;
     if (this.#phase === 'connect') {
       // Not from our connector: the pool was closed or undici refused the request.
       return {
@@ -367,16 +338,5 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     const c = classifyError(err as RawError, this.#phase);
     return { ...c, phase: this.#phase, attempts: [], elapsedMs };
-  }
-
-  #setEjected(ejected: boolean): void {
-    this.#runtime.health.ejected = ejected;
-    this.#runtime.metrics.setEjected(ejected);
-    if (ejected) {
-      this.#env.logFailure(
-        { origin: this.#runtime.key, cause: this.#runtime.health.lastConnectFailure?.cause },
-        'origin ejected: failing fast while probing',
-      );
-    }
   }
 }

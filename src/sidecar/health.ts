@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { FailureDetail } from '../api/report.ts';
-import type { Failure } from './classify.ts';
+import type { Failure } from '../upstream/failure.ts';
 
 export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
 
@@ -42,7 +42,7 @@ export interface HealthEvents {
 export class OriginHealth extends EventEmitter<HealthEvents> {
   readonly origin: string;
   generation: number | undefined;
-  ejected = false;
+  #ejection: { readonly ejected: boolean } | undefined;
   #state: HealthState = 'Unknown';
   #cause: Cause | undefined;
   #phase: Phase | undefined;
@@ -56,6 +56,15 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
   constructor(origin: string) {
     super();
     this.origin = origin;
+  }
+
+  /** Reads ejection from its owner, the current runtime's outlier detector (health outlives runtimes). */
+  watchEjection(owner: { readonly ejected: boolean }): void {
+    this.#ejection = owner;
+  }
+
+  get ejected(): boolean {
+    return this.#ejection?.ejected ?? false;
   }
 
   get state(): HealthState {

@@ -4,24 +4,27 @@
 // change builds a new runtime; requests in flight finish on the old one.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
 import type { Pool as UndiciPool } from 'undici';
 // Only undici's Pool is needed; its package entry also loads fetch, WebSocket and
 // caches, about 14 MB of resident memory that every pod would pay for nothing.
 import Pool from 'undici/lib/dispatcher/pool.js';
-import { type OriginManifest, parseDuration, type UpstreamTLS } from '../api/origin.ts';
-import type { ConnectTarget } from './connector.ts';
-import { undiciConnector } from './connector.ts';
+import { originKey } from '../api/contract.ts';
+import { parseDuration } from '../api/duration.ts';
+import type { OriginManifest, UpstreamTLS } from '../api/origin.ts';
+import { type ConnectTarget, undiciConnector } from '../upstream/connector.ts';
+import type { Resolver } from '../upstream/resolver.ts';
 import type { ErrorResponseOptions } from './error-response.ts';
 import type { OriginHealth } from './health.ts';
 import { OriginMetrics, type SidecarMetrics } from './metrics.ts';
-import { OutlierDetector } from './outlier.ts';
-import type { Resolver } from './resolver.ts';
+import { type EjectionChange, OutlierDetector } from './outlier.ts';
 import type { Routable } from './router.ts';
 
 export interface RuntimeDeps {
   readonly resolver: Resolver;
   readonly metrics: SidecarMetrics;
   readonly health: OriginHealth;
+  readonly logger: Logger;
   /** Reads a CA file named by spec.upstream.tls.caFile. */
   readonly readFile?: (path: string) => string;
 }
@@ -37,11 +40,6 @@ function tlsOf(
     ...(ca === undefined ? {} : { ca }),
     rejectUnauthorized: !t.insecureSkipVerify,
   };
-}
-
-/** Stable key of an Origin: namespace/name. */
-export function originKey(o: Pick<OriginManifest, 'metadata'>): string {
-  return `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
 }
 
 export class OriginRuntime implements Routable {
@@ -83,11 +81,17 @@ export class OriginRuntime implements Routable {
       showDetails: spec.errorResponse.showDetails,
       proxyName: 'originguard',
     };
-    this.outlier = new OutlierDetector({
-      consecutiveFailures: spec.outlierDetection.consecutiveFailures,
-      baseEjectionMs: parseDuration(spec.outlierDetection.baseEjectionTime),
-      maxEjectionMs: parseDuration(spec.outlierDetection.maxEjectionTime),
-    });
+    this.outlier = new OutlierDetector(
+      {
+        consecutiveFailures: spec.outlierDetection.consecutiveFailures,
+        baseEjectionMs: parseDuration(spec.outlierDetection.baseEjectionTime),
+        maxEjectionMs: parseDuration(spec.outlierDetection.maxEjectionTime),
+      },
+      undefined,
+      (change) => this.#onEjection(change, deps.logger),
+    );
+    this.health.watchEjection(this.outlier);
+    this.metrics.setEjected(false);
     const readFile = deps.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
     const primaryTls = tlsOf(spec.upstream.tls, readFile);
     const targets: ConnectTarget[] = [
@@ -118,6 +122,16 @@ export class OriginRuntime implements Routable {
       bodyTimeout: this.responseTimeoutMs,
       pipelining: 1,
     });
+  }
+
+  #onEjection(change: EjectionChange, logger: Logger): void {
+    this.metrics.setEjected(change.ejected);
+    if (change.ejected) {
+      logger.warn(
+        { origin: this.key, cause: change.cause, retryInMs: change.retryInMs, ejections: change.ejections },
+        'origin ejected: failing fast while probing',
+      );
+    }
   }
 
   /** Stops taking requests; resolves once those in flight are done. */

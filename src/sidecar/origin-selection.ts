@@ -6,10 +6,11 @@
 // Origin (creationTimestamp, then name) keeps the port or host and the newer one
 // is refused. Every pod then reaches the same answer whenever it started, and a
 // new conflicting Origin cannot take traffic away from one that serves.
+
+import { originKey } from '../api/contract.ts';
 import type { OriginManifest } from '../api/origin.ts';
 import { selects } from '../api/selector.ts';
 import { type Validated, validateOrigin } from '../api/validate.ts';
-import { originKey } from './origin-runtime.ts';
 import type { Labels } from './pod-identity.ts';
 import { buildRoutes } from './router.ts';
 

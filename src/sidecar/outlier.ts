@@ -2,13 +2,21 @@
 // failures: after N connection failures in a row the origin is ejected, and
 // requests are answered 531 at once for base × ejections (capped), while one
 // trial request at a time probes it. Only connection failures count: an origin
-// that accepts connections but answers slowly is reachable.
+// that accepts connections but answers slowly is reachable. This detector is the
+// one owner of the ejection state; who shows it (metrics, logs, /status) is told
+// through onChange.
+import type { Cause } from '../api/causes.ts';
 
 export interface OutlierConfig {
   readonly consecutiveFailures: number;
   readonly baseEjectionMs: number;
   readonly maxEjectionMs: number;
 }
+
+/** A change of ejection: ejected (again) for `retryInMs` after a failure of `cause`, or recovered. */
+export type EjectionChange =
+  | { readonly ejected: true; readonly cause: Cause; readonly retryInMs: number; readonly ejections: number }
+  | { readonly ejected: false };
 
 export type Admission =
   | { readonly kind: 'pass' }
@@ -18,14 +26,20 @@ export type Admission =
 export class OutlierDetector {
   readonly #config: OutlierConfig;
   readonly #now: () => number;
+  readonly #onChange: ((change: EjectionChange) => void) | undefined;
   #failures = 0;
   #ejections = 0;
   #ejectedUntil = 0;
   #trialInFlight = false;
 
-  constructor(config: OutlierConfig, now: () => number = performance.now.bind(performance)) {
+  constructor(
+    config: OutlierConfig,
+    now: () => number = performance.now.bind(performance),
+    onChange?: (change: EjectionChange) => void,
+  ) {
     this.#config = config;
     this.#now = now;
+    this.#onChange = onChange;
   }
 
   get ejected(): boolean {
@@ -49,30 +63,33 @@ export class OutlierDetector {
 
   /** A connection was established (or a kept-alive one used): the origin is reachable. */
   onSuccess(): void {
+    const wasEjected = this.#ejections > 0;
     this.#failures = 0;
     this.#ejections = 0;
     this.#trialInFlight = false;
+    if (wasEjected) this.#onChange?.({ ejected: false });
   }
 
   /**
-   * A connection could not be established. `trial` says whether this request was
-   * admitted as the probe. Returns true when the origin is (re-)ejected now.
+   * A connection could not be established, for `cause`. `trial` says whether this
+   * request was admitted as the probe. Returns true when the origin is (re-)ejected now.
    */
-  onConnectFailure(trial: boolean): boolean {
+  onConnectFailure(trial: boolean, cause: Cause): boolean {
     this.#failures++;
     if (this.#ejections > 0) {
       // Requests admitted before the ejection fail too; only a failed probe extends it.
       if (!trial) return false;
       this.#trialInFlight = false;
-      return this.#eject();
+      return this.#eject(cause);
     }
-    return this.#failures >= this.#config.consecutiveFailures ? this.#eject() : false;
+    return this.#failures >= this.#config.consecutiveFailures ? this.#eject(cause) : false;
   }
 
-  #eject(): boolean {
+  #eject(cause: Cause): boolean {
     this.#ejections++;
     const interval = Math.min(this.#config.baseEjectionMs * this.#ejections, this.#config.maxEjectionMs);
     this.#ejectedUntil = this.#now() + interval;
+    this.#onChange?.({ ejected: true, cause, retryInMs: interval, ejections: this.#ejections });
     return true;
   }
 

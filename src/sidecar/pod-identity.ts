@@ -5,7 +5,8 @@
 // kubelet refreshes, not environment).
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { SIDECAR_ENV } from '../operator/names.ts';
+import { LABELS_FILE, SIDECAR_ENV } from '../api/contract.ts';
+import { MissingEnvError, PodLabelsError } from './errors.ts';
 
 /** The pod a sidecar runs in: what its reports name and own. */
 export interface PodIdentity {
@@ -23,19 +24,6 @@ export interface PodEnvironment extends PodIdentity {
 }
 
 export type Labels = Readonly<Record<string, string>>;
-
-/** A variable the injected container must have; the command prints it and exits 2. */
-export class MissingEnvError extends Error {
-  readonly code = 'MISSING_ENV';
-  readonly variable: string;
-
-  constructor(variable: string, what: string) {
-    super(
-      `${variable} is not set: cluster mode needs ${what} (the injection webhook sets it from the downward API)`,
-    );
-    this.variable = variable;
-  }
-}
 
 const REQUIRED: readonly [keyof typeof SIDECAR_ENV, string][] = [
   ['podName', "the pod's name"],
@@ -67,7 +55,7 @@ export function podEnvironment(
     serviceAccount: value.serviceAccount,
     tokenFile: value.tokenFile,
     caFile: value.caFile,
-    labelsFile: labelsFile ?? join(dirname(value.tokenFile), 'labels'),
+    labelsFile: labelsFile ?? join(dirname(value.tokenFile), LABELS_FILE),
   };
 }
 
@@ -106,7 +94,7 @@ function tokenBytes(token: string): Buffer {
  */
 export function goUnquote(quoted: string): string {
   if (quoted.length < 2 || !quoted.startsWith('"') || !quoted.endsWith('"')) {
-    throw new Error(`not a Go quoted string: ${quoted}`);
+    throw new PodLabelsError(`not a Go quoted string: ${quoted}`);
   }
   const body = quoted.slice(1, -1);
   const parts: Buffer[] = [];
@@ -114,7 +102,7 @@ export function goUnquote(quoted: string): string {
   while (GO_TOKEN.lastIndex < body.length) {
     const at = GO_TOKEN.lastIndex;
     const m = GO_TOKEN.exec(body);
-    if (m === null) throw new Error(`bad escape at character ${at + 2} of ${quoted}`);
+    if (m === null) throw new PodLabelsError(`bad escape at character ${at + 2} of ${quoted}`);
     parts.push(tokenBytes(m[0]));
   }
   return Buffer.concat(parts).toString('utf8');
@@ -129,11 +117,11 @@ export function parseLabels(text: string): Record<string, string> {
   for (const [n, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue;
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new Error(`line ${n + 1}: expected key="value", got ${JSON.stringify(line)}`);
+    if (eq <= 0) throw new PodLabelsError(`line ${n + 1}: expected key="value", got ${JSON.stringify(line)}`);
     try {
       labels[line.slice(0, eq)] = goUnquote(line.slice(eq + 1));
     } catch (err) {
-      throw new Error(`line ${n + 1}: ${(err as Error).message}`);
+      throw new PodLabelsError(`line ${n + 1}: ${(err as Error).message}`);
     }
   }
   return labels;
@@ -145,11 +133,11 @@ export async function readLabelsFile(path: string): Promise<Record<string, strin
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read the pod's labels from ${path}: ${(err as Error).message}`);
+    throw new PodLabelsError(`cannot read the pod's labels from ${path}: ${(err as Error).message}`);
   }
   try {
     return parseLabels(text);
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw new PodLabelsError(`${path}: ${(err as Error).message}`);
   }
 }

@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { OriginReport } from '../api/report.ts';
 import { reportLabels, reportName } from '../api/report.ts';
+import { backoffDelay } from '../retry.ts';
 import { PRODUCT_VERSION } from '../version.ts';
 import type { HealthSnapshot } from './health.ts';
 import type { PodIdentity } from './pod-identity.ts';
@@ -286,9 +287,7 @@ export class ReportWriter {
   }
 
   #backoff(failures: number): number {
-    const base = this.#opts.backoffBaseMs ?? 1000;
-    const max = this.#opts.backoffMaxMs ?? 30_000;
-    const jitter = 0.8 + (this.#opts.random ?? Math.random)() * 0.4;
-    return Math.round(Math.min(max, base * 2 ** (failures - 1) * jitter));
+    const policy = { baseMs: this.#opts.backoffBaseMs ?? 1000, maxMs: this.#opts.backoffMaxMs ?? 30_000 };
+    return backoffDelay(failures, policy, this.#opts.random);
   }
 }

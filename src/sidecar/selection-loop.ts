@@ -4,11 +4,11 @@
 // to the report writer. One pass at a time, and once more if something changed
 // meanwhile; the first pass completed is what makes the sidecar ready.
 import type { Logger } from 'pino';
+import { originKey } from '../api/contract.ts';
 import type { OriginManifest } from '../api/origin.ts';
-import type { KubeObject } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
+import type { KubeObject } from '../kube/objects.ts';
 import type { SidecarMetrics } from './metrics.ts';
-import { originKey } from './origin-runtime.ts';
 import { selectOrigins } from './origin-selection.ts';
 import type { Labels } from './pod-identity.ts';
 import type { ReportWriter, ServedOrigin } from './report-writer.ts';

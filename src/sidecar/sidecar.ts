@@ -3,12 +3,13 @@
 // config file) and in a pod (from the Origins that select it).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { originKey } from '../api/contract.ts';
 import type { OriginManifest } from '../api/origin.ts';
+import type { Resolver } from '../upstream/resolver.ts';
 import { type HealthSnapshot, OriginHealth } from './health.ts';
 import { type ClientLimits, Listener } from './listener.ts';
 import type { SidecarMetrics } from './metrics.ts';
-import { OriginRuntime, originKey } from './origin-runtime.ts';
-import type { Resolver } from './resolver.ts';
+import { OriginRuntime } from './origin-runtime.ts';
 import { buildRoutes, type RouteTable } from './router.ts';
 
 export interface SidecarOptions {
@@ -124,6 +125,7 @@ export class Sidecar {
           resolver: this.#opts.resolver,
           metrics: this.#opts.metrics,
           health: this.#healthFor(key),
+          logger: this.#opts.logger,
         });
         created.push(rt);
         next.set(key, rt);

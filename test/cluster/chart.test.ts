@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
+import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import { sidecarTemplate } from '../../src/operator/command.ts';
@@ -29,8 +31,7 @@ import {
   reportAdmissionPolicyBinding,
   sidecarClusterRole,
 } from '../../src/operator/manifests.ts';
-import { SIDECAR_CLUSTER_ROLE, SIDECAR_CONTAINER, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
-import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
+import { SIDECAR_CLUSTER_ROLE, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import {
   applyCrds,
   createNamespace,

@@ -4,10 +4,10 @@
 // deploy/ manifests, the same the install applies. Pods stay Pending (there is no
 // kubelet); tokens can be bound to them all the same.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SIDECAR_FIELD_MANAGER } from '../../src/api/contract.ts';
 import type { OriginReport } from '../../src/api/report.ts';
 import { reportName } from '../../src/api/report.ts';
 import { sidecarRoleBinding } from '../../src/operator/manifests.ts';
-import { SIDECAR_FIELD_MANAGER } from '../../src/operator/names.ts';
 import { unreachableReport } from '../support/status-samples.ts';
 import {
   apply,

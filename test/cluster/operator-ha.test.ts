@@ -4,10 +4,11 @@
 // serving certificate rotates before it expires and the webhook keeps answering.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
+import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SIDECAR_CONTAINER, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
-import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
+import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import { servedSerial } from '../support/served-certificate.ts';
 import {

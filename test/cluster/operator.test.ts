@@ -4,6 +4,13 @@
 // Events, it coalesces status writes, and pod creation survives its absence.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
+import {
+  INJECT_ANNOTATION,
+  INJECTED_ANNOTATION,
+  SIDECAR_CONTAINER,
+  TOKEN_VOLUME,
+} from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import {
@@ -13,15 +20,7 @@ import {
   operatorNamespaceRole,
   sidecarClusterRole,
 } from '../../src/operator/manifests.ts';
-import {
-  INJECT_ANNOTATION,
-  INJECTED_ANNOTATION,
-  SIDECAR_CONTAINER,
-  SIDECAR_ROLE_BINDING,
-  SYSTEM_NAMESPACES,
-  TOKEN_VOLUME,
-} from '../../src/operator/names.ts';
-import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
+import { SIDECAR_ROLE_BINDING, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import {
   apply,
@@ -467,4 +466,52 @@ spec:
     const pod = await kubectlJson<Pod>(['get', 'pod', 'edge-1'], { namespace });
     expect(sidecarOf(pod)).toEqual([]);
   });
+});
+
+describe('operator metrics', () => {
+  let namespace = '';
+  let opNs = '';
+  let operator: OperatorProcess | undefined;
+
+  beforeAll(async () => {
+    await applyCrds();
+    opNs = await createNamespace('og-system');
+    namespace = await createNamespace('og-metrics');
+  });
+
+  afterAll(async () => {
+    await operator?.stop('SIGKILL');
+    await kubectl(['delete', 'clusterrolebinding,clusterrole', OPERATOR_ROLE, '--ignore-not-found']);
+    for (const n of [namespace, opNs]) await deleteNamespace(n);
+  });
+
+  it('reports each work queue its own depth on /metrics', async () => {
+    // A long status interval keeps an Origin's second status run waiting in its queue.
+    operator = await startOperator({
+      kubeconfig: await operatorKubeconfig(opNs),
+      namespace: opNs,
+      webhook: false,
+      args: [`--watch-namespaces=${namespace}`, '--status-interval=60s'],
+    });
+    await operator.waitReady();
+    await apply(originYaml(namespace, 'shop', 'edge'));
+    await waitFor(async () => (await originStatus(namespace, 'shop')) !== undefined, {
+      timeoutMs: 15_000,
+      what: 'the first status write',
+    });
+    // A spec change queues the Origin's status again (held by the interval), and a new
+    // selected pod queues the namespace's RBAC, which runs within about a second.
+    await apply(originYaml(namespace, 'shop', 'edge').replace('port: 3000', 'port: 3001'));
+    await kubectlOk(['create', '-f', '-'], { input: podYaml(namespace, 'edge-1', { app: 'edge' }) });
+    const depth = (controller: string) =>
+      (operator as OperatorProcess).metric('originguard_operator_queue_depth', { controller });
+    await waitFor(async () => (await depth('status')) === 1 && (await depth('rbac')) === 0, {
+      timeoutMs: 15_000,
+      what: 'status queue depth 1 and rbac queue depth 0',
+    });
+    // Held, not drained by the RBAC runs that came and went meanwhile.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await depth('status')).toBe(1);
+    expect(await depth('rbac')).toBe(0);
+  }, 60_000);
 });

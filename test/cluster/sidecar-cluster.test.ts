@@ -9,19 +9,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { podEnv, writeLabels } from '../../hack/pod-files.ts';
+import { SIDECAR_FIELD_MANAGER } from '../../src/api/contract.ts';
 import type { OriginReport } from '../../src/api/report.ts';
 import { reportName } from '../../src/api/report.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import { sidecarRoleBinding } from '../../src/operator/manifests.ts';
-import { SIDECAR_FIELD_MANAGER } from '../../src/operator/names.ts';
-import {
-  ApiProxy,
-  podEnv,
-  type SidecarProcess,
-  spawnClusterSidecar,
-  writeLabels,
-} from '../support/cluster-sidecar.ts';
+import { ApiProxy, type SidecarProcess, spawnClusterSidecar } from '../support/cluster-sidecar.ts';
 import { type EchoResponse, startHttpOrigin } from '../support/origins.ts';
 import { freePort, get } from '../support/run-sidecar.ts';
 import {

@@ -7,10 +7,11 @@ import { mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
+import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SIDECAR_CONTAINER, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
+import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { type CertificatePair, generateCA, issueServingCertificate } from '../../src/operator/pki.ts';
-import { type OperatorProcess, startOperator } from '../support/run-operator.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import { servedSerial } from '../support/served-certificate.ts';
 import {

@@ -6,6 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  INJECT_ANNOTATION,
+  INJECTED_ANNOTATION,
+  SIDECAR_CONTAINER,
+  TOKEN_VOLUME,
+} from '../../src/api/contract.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import {
@@ -19,13 +25,7 @@ import {
   decideInjection,
   type InjectableOrigin,
 } from '../../src/operator/injection.ts';
-import {
-  INJECT_ANNOTATION,
-  INJECTED_ANNOTATION,
-  SIDECAR_CONTAINER,
-  SYSTEM_NAMESPACES,
-  TOKEN_VOLUME,
-} from '../../src/operator/names.ts';
+import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { startWebhookServer, type WebhookServer } from '../../src/operator/webhook.ts';
 import { servedSerial } from '../support/served-certificate.ts';
 import {

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SIDECAR_ENV } from '../../src/operator/names.ts';
-import { podEnv } from '../support/cluster-sidecar.ts';
+import { podEnv } from '../../hack/pod-files.ts';
+import { SIDECAR_ENV } from '../../src/api/contract.ts';
 import { type EchoResponse, startHttpOrigin } from '../support/origins.ts';
 import { freePort, get } from '../support/run-sidecar.ts';
 

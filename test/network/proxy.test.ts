@@ -212,7 +212,7 @@ describe('loops', () => {
     })();
     const { Sidecar } = await import('../../src/sidecar/sidecar.ts');
     const { SidecarMetrics } = await import('../../src/sidecar/metrics.ts');
-    const { Resolver } = await import('../../src/sidecar/resolver.ts');
+    const { Resolver } = await import('../../src/upstream/resolver.ts');
     const pino = (await import('pino')).default;
     const sidecar = new Sidecar({
       logger: pino({ level: 'silent' }),

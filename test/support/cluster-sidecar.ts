@@ -4,33 +4,9 @@
 // server in KUBERNETES_SERVICE_HOST/PORT. Also a TCP proxy in front of the API
 // server that can be closed and reopened, to take the API away from a sidecar.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rename, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { SIDECAR_ENV } from '../../src/operator/names.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
-
-export interface PodFiles {
-  readonly podName: string;
-  readonly namespace: string;
-  readonly podUid: string;
-  readonly serviceAccount: string;
-  /** Holds `token`, `ca.crt` and `labels`, like the projected volume. */
-  readonly dir: string;
-}
-
-/** Writes labels the way the kubelet renders metadata.labels: sorted `key="value"` lines. */
-export async function writeLabels(dir: string, labels: Record<string, string>): Promise<void> {
-  const text = Object.keys(labels)
-    .sort()
-    .map((k) => `${k}=${JSON.stringify(labels[k])}`)
-    .join('\n');
-  // Label values are plain ASCII, where JSON and Go quoting agree. Written aside and
-  // renamed, as the kubelet's atomic writer swaps the files.
-  await writeFile(join(dir, '.labels.tmp'), text);
-  await rename(join(dir, '.labels.tmp'), join(dir, 'labels'));
-}
 
 export interface SidecarProcess {
   readonly child: ChildProcess;
@@ -44,21 +20,6 @@ export interface SidecarProcess {
   admin(path: string): Promise<{ status: number; body: string }>;
   /** Sends SIGTERM and waits for the exit code. */
   stop(): Promise<number | null>;
-}
-
-/** The environment the webhook gives the container (downward API and token paths). */
-export function podEnv(pod: PodFiles, apiPort: number): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    [SIDECAR_ENV.podName]: pod.podName,
-    [SIDECAR_ENV.podNamespace]: pod.namespace,
-    [SIDECAR_ENV.podUid]: pod.podUid,
-    [SIDECAR_ENV.serviceAccount]: pod.serviceAccount,
-    [SIDECAR_ENV.tokenFile]: join(pod.dir, 'token'),
-    [SIDECAR_ENV.caFile]: join(pod.dir, 'ca.crt'),
-    KUBERNETES_SERVICE_HOST: '127.0.0.1',
-    KUBERNETES_SERVICE_PORT: String(apiPort),
-  };
 }
 
 export function spawnClusterSidecar(

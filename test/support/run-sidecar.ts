@@ -1,25 +1,16 @@
 // Starts a real sidecar in-process on loopback for network tests: real
 // listeners, real undici pools, real sockets to the fixtures' origins.
-import net from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
+import { freePort } from '../../hack/net.ts';
 import { API_VERSION, type OriginManifest } from '../../src/api/origin.ts';
 import { validateOrigin } from '../../src/api/validate.ts';
 import type { ClientLimits } from '../../src/sidecar/listener.ts';
 import { SidecarMetrics } from '../../src/sidecar/metrics.ts';
-import { Resolver } from '../../src/sidecar/resolver.ts';
 import { Sidecar } from '../../src/sidecar/sidecar.ts';
+import { Resolver } from '../../src/upstream/resolver.ts';
 
 export type SpecPatch = Record<string, unknown> & { upstream: Record<string, unknown> };
-
-/** A free loopback TCP port (bound then released). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A valid Origin manifest on the given port, with the test's spec fields merged in. */
 export function manifest(name: string, port: number, spec: SpecPatch): OriginManifest {
@@ -135,3 +126,5 @@ export function proxyStatus(answer: Answer): Record<string, string> {
   }
   return out;
 }
+
+export { freePort };

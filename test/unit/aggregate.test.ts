@@ -1,105 +1,15 @@
 import { Value } from '@sinclair/typebox/value';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CAUSE_NAMES, CAUSES, type Cause } from '../../src/api/causes.ts';
-import type { Health, OriginReport, OriginReportStatus } from '../../src/api/report.ts';
-import {
-  MAX_CAUSES,
-  MAX_SAMPLE_PODS,
-  type OriginStatus,
-  OriginStatus as OriginStatusSchema,
-} from '../../src/api/status.ts';
-import {
-  aggregateStatus,
-  causeReason,
-  type OriginLike,
-  type PodLike,
-  SPEC_APPLY_GRACE_MS,
-  statusChanged,
-  transitionEvents,
-} from '../../src/operator/aggregate.ts';
-import { INJECT_ANNOTATION, SIDECAR_CONTAINER } from '../../src/operator/names.ts';
-
-const NOW = new Date('2026-11-23T19:00:00Z');
-const ORIGIN: OriginLike = {
-  metadata: { name: 'shop', namespace: 'web', generation: 2, uid: 'origin-uid' },
-  spec: { selector: { matchLabels: { app: 'shop-edge' } } },
-};
-
-interface PodOptions {
-  injected?: boolean;
-  native?: boolean;
-  labels?: Record<string, string>;
-  phase?: string;
-  deleting?: boolean;
-  owner?: { kind: string; name: string };
-  annotations?: Record<string, string>;
-}
-
-function pod(name: string, o: PodOptions = {}): PodLike {
-  const sidecar = { name: SIDECAR_CONTAINER };
-  const injected = o.injected ?? true;
-  return {
-    metadata: {
-      name,
-      uid: `uid-${name}`,
-      labels: o.labels ?? { app: 'shop-edge' },
-      ...(o.annotations ? { annotations: o.annotations } : {}),
-      ...(o.deleting ? { deletionTimestamp: '2026-11-23T18:59:00Z' } : {}),
-      ...(o.owner ? { ownerReferences: [{ ...o.owner, controller: true }] } : {}),
-    },
-    spec: {
-      ...(injected && o.native !== false ? { initContainers: [sidecar] } : {}),
-      containers: [{ name: 'app' }, ...(injected && o.native === false ? [sidecar] : [])],
-    },
-    status: { phase: o.phase ?? 'Running' },
-  };
-}
-
-function report(
-  podName: string,
-  health: Health,
-  cause?: string,
-  { failedAt = '2026-11-23T18:58:00Z', ...extra }: Partial<OriginReportStatus> & { failedAt?: string } = {},
-): OriginReport {
-  const c = cause as Cause | undefined;
-  const lastFailure = {
-    cause: c,
-    phase: 'connect',
-    statusCode: 531,
-    attempts: 1,
-    elapsedMs: 2,
-    hint: 'h',
-    time: failedAt,
-  };
-  const status = {
-    originName: 'shop',
-    originUID: 'origin-uid',
-    podName,
-    podUID: `uid-${podName}`,
-    originGeneration: 2,
-    health,
-    ...(c === undefined ? {} : { cause: c, lastFailure }),
-    requests: 1,
-    failures: c === undefined ? 0 : 1,
-    lastTransitionTime: '2026-11-23T18:50:00Z',
-    heartbeatTime: '2026-11-23T18:59:00Z',
-    sidecarVersion: '0.1.0',
-  } as OriginReportStatus;
-  const metadata = { name: `shop-${podName}`, namespace: 'web' };
-  return {
-    apiVersion: 'edge.originguard.dev/v1alpha1',
-    kind: 'OriginReport',
-    metadata,
-    status: { ...status, ...extra },
-  };
-}
-
-const aggregate = (pods: PodLike[], reports: OriginReport[], previous?: OriginStatus, now = NOW) =>
-  aggregateStatus({ origin: ORIGIN, pods, reports, previous, now });
-const conditionOf = (s: OriginStatus, type: string) => s.conditions?.find((c) => c.type === type);
-const summary = (s: OriginStatus) =>
-  Object.fromEntries((s.conditions ?? []).map((c) => [c.type, `${c.status}/${c.reason}`]));
+import { CAUSE_NAMES, CAUSES } from '../../src/api/causes.ts';
+import { INJECT_ANNOTATION } from '../../src/api/contract.ts';
+import type { Health, OriginReport } from '../../src/api/report.ts';
+import { MAX_CAUSES, MAX_SAMPLE_PODS, OriginStatus as OriginStatusSchema } from '../../src/api/status.ts';
+import type { Pod } from '../../src/kube/objects.ts';
+import { causeReason, SPEC_APPLY_GRACE_MS } from '../../src/operator/aggregate.ts';
+import { statusChanged } from '../../src/operator/status-diff.ts';
+import { transitionEvents } from '../../src/operator/status-events.ts';
+import { aggregate, conditionOf, NOW, pod, report, summary } from '../support/aggregate-fixtures.ts';
 
 describe('aggregateStatus: which pods and reports count', () => {
   it('counts selected, injected, current, reachable and failing pods', () => {
@@ -344,7 +254,7 @@ const worldArb = fc.record({
 
 type World = typeof worldArb extends fc.Arbitrary<infer T> ? T : never;
 
-function world({ pods, reports }: World): { pods: PodLike[]; reports: OriginReport[] } {
+function world({ pods, reports }: World): { pods: Pod[]; reports: OriginReport[] } {
   return {
     pods: pods.map((p, i) =>
       pod(`p${i}`, {
@@ -416,73 +326,5 @@ describe('aggregateStatus properties', () => {
     for (const cause of CAUSE_POOL)
       expect(causeReason(cause)).toMatch(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/);
     expect(causeReason('connection_refused')).toBe('ConnectionRefused');
-  });
-});
-
-describe('statusChanged', () => {
-  const base = aggregate([pod('a')], [report('a', 'Unreachable', 'connection_refused')]);
-
-  it('ignores key order, condition order, undefined fields and how a time is spelled', () => {
-    const shuffled = JSON.parse(
-      JSON.stringify({ ...base, conditions: [...(base.conditions ?? [])].reverse() }),
-    );
-    shuffled.conditions[0].lastTransitionTime = '2026-11-23T19:00:00.000Z';
-    shuffled.notInjected = undefined;
-    expect(statusChanged(base, shuffled)).toBe(false);
-    expect(statusChanged(undefined, undefined)).toBe(false);
-  });
-
-  it('sees a changed count, condition, cause or a new field', () => {
-    expect(statusChanged(base, { ...base, podsSummary: '1/1' })).toBe(true);
-    expect(statusChanged(base, { ...base, cause: 'dns_error' })).toBe(true);
-    const { lastFailure: _, ...without } = base;
-    expect(statusChanged(base, without)).toBe(true);
-    expect(statusChanged(undefined, base)).toBe(true);
-  });
-});
-
-describe('transitionEvents', () => {
-  const reachable = aggregate([pod('a')], [report('a', 'Reachable')]);
-  const refused = aggregate([pod('a')], [report('a', 'Unreachable', 'connection_refused')], reachable);
-  const dns = aggregate([pod('a')], [report('a', 'Unreachable', 'dns_error')], refused);
-
-  it('warns OriginUnreachable with the cause, the pods and the hint when the origin becomes unreachable', () => {
-    expect(transitionEvents(reachable, refused, 'shop')).toEqual([
-      {
-        type: 'Warning',
-        reason: 'OriginUnreachable',
-        note: `Origin shop is unreachable from 1/1 pods: connection_refused. ${CAUSES.connection_refused.hint}`,
-      },
-    ]);
-    expect(transitionEvents(undefined, refused, 'shop').map((e) => e.reason)).toEqual(['OriginUnreachable']);
-  });
-
-  it('warns CauseChanged when the cause changes while unreachable, and nothing when it stays', () => {
-    expect(transitionEvents(refused, dns, 'shop')).toEqual([
-      expect.objectContaining({ type: 'Warning', reason: 'CauseChanged' }),
-    ]);
-    expect(transitionEvents(refused, dns, 'shop')[0]?.note).toContain(
-      'now dns_error (was connection_refused)',
-    );
-    expect(transitionEvents(dns, dns, 'shop')).toEqual([]);
-  });
-
-  it('says OriginReachable when the origin is reachable again, but not on first sight', () => {
-    expect(transitionEvents(dns, reachable, 'shop')).toEqual([
-      {
-        type: 'Normal',
-        reason: 'OriginReachable',
-        note: 'Origin shop is reachable again: 1/1 pods reach it.',
-      },
-    ]);
-    expect(transitionEvents(undefined, reachable, 'shop')).toEqual([]);
-  });
-
-  it('warns PodsNotInjected when selected pods without the sidecar appear', () => {
-    const missing = aggregate([pod('a'), pod('b', { injected: false })], [report('a', 'Reachable')]);
-    const events = transitionEvents(reachable, missing, 'shop');
-    expect(events).toEqual([expect.objectContaining({ type: 'Warning', reason: 'PodsNotInjected' })]);
-    expect(events[0]?.note).toContain('kubectl rollout restart');
-    expect(transitionEvents(missing, missing, 'shop')).toEqual([]);
   });
 });

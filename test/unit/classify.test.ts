@@ -1,13 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CAUSE_NAMES, PHASES } from '../../src/api/causes.ts';
-import {
-  type Attempt,
-  classifyError,
-  connectFailure,
-  dominantAttempt,
-  statusFor,
-} from '../../src/sidecar/classify.ts';
+import { classifyError, connectFailure, dominantAttempt, statusFor } from '../../src/upstream/classify.ts';
+import { CONNECT_TIMEOUT, RESPONSE_TIMEOUT } from '../../src/upstream/errors.ts';
+import type { Attempt } from '../../src/upstream/failure.ts';
 
 const err = (code: string, message = code, errno?: number) =>
   Object.assign(new Error(message), errno === undefined ? { code } : { code, errno });
@@ -27,7 +23,7 @@ describe('classifyError', () => {
 
   it.each([
     ['ECONNREFUSED', 'connection_refused'],
-    ['OG_CONNECT_TIMEOUT', 'connection_timeout'],
+    [CONNECT_TIMEOUT, 'connection_timeout'],
     ['ETIMEDOUT', 'connection_timeout'],
     ['EHOSTUNREACH', 'destination_ip_unroutable'],
     ['ENETUNREACH', 'destination_ip_unroutable'],
@@ -78,7 +74,7 @@ describe('classifyError', () => {
   });
 
   it('maps the response timer and parser errors after the request was sent', () => {
-    expect(classifyError(err('OG_RESPONSE_TIMEOUT'), 'request').cause).toBe('http_response_timeout');
+    expect(classifyError(err(RESPONSE_TIMEOUT), 'request').cause).toBe('http_response_timeout');
     const parser = Object.assign(new Error('Expected HTTP/'), {
       name: 'HTTPParserError',
       code: 'HPE_INVALID_CONSTANT',

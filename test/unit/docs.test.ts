@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CAUSE_NAMES } from '../../src/api/causes.ts';
-import { statusFor } from '../../src/sidecar/classify.ts';
+import { statusFor } from '../../src/upstream/classify.ts';
 
 describe('documentation', () => {
   it('docs/causes.md has a row for every cause the sidecar can report', () => {

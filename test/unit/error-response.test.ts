@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { parseList, Token } from 'structured-headers';
 import { describe, expect, it } from 'vitest';
 import { CAUSE_NAMES } from '../../src/api/causes.ts';
-import type { Failure } from '../../src/sidecar/classify.ts';
 import { buildErrorResponse, negotiate, sfString } from '../../src/sidecar/error-response.ts';
+import type { Failure } from '../../src/upstream/failure.ts';
 
 const refused: Failure = {
   cause: 'connection_refused',

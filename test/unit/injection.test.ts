@@ -1,24 +1,23 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { LabelSelector } from '../../src/api/origin.ts';
-import {
-  DEFAULT_SIDECAR_TEMPLATE,
-  decideInjection,
-  type InjectableOrigin,
-  type InjectionInput,
-  type JsonPatchOperation,
-  type PodLike,
-  type SidecarTemplate,
-} from '../../src/operator/injection.ts';
 import {
   INJECT_ANNOTATION,
   INJECTED_ANNOTATION,
   SIDECAR_CONTAINER,
   SIDECAR_ENV,
-  SYSTEM_NAMESPACES,
   TOKEN_MOUNT_PATH,
   TOKEN_VOLUME,
-} from '../../src/operator/names.ts';
+} from '../../src/api/contract.ts';
+import type { LabelSelector } from '../../src/api/origin.ts';
+import type { JsonPatchOperation, Pod } from '../../src/kube/objects.ts';
+import {
+  DEFAULT_SIDECAR_TEMPLATE,
+  decideInjection,
+  type InjectableOrigin,
+  type InjectionInput,
+  type SidecarTemplate,
+} from '../../src/operator/injection.ts';
+import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the pod after patching is inspected as plain JSON
 type Json = any;
@@ -74,14 +73,14 @@ const origin = (
   spec: { selector, listen: { port, address: '0.0.0.0' } },
 });
 
-const webPod = (extra: Json = {}): PodLike => ({
+const webPod = (extra: Json = {}): Pod => ({
   metadata: { generateName: 'web-7d9f-', labels: { app: 'web' }, ...(extra.metadata ?? {}) },
   spec: { containers: [{ name: 'app', image: 'registry.example/web:1' }], ...(extra.spec ?? {}) } as Json,
 });
 
 const EXCLUDED = [...SYSTEM_NAMESPACES, 'originguard-system'];
 
-function input(pod: PodLike, over: Partial<InjectionInput> = {}): InjectionInput {
+function input(pod: Pod, over: Partial<InjectionInput> = {}): InjectionInput {
   return {
     namespace: 'shop',
     pod,
@@ -93,7 +92,7 @@ function input(pod: PodLike, over: Partial<InjectionInput> = {}): InjectionInput
 }
 
 /** Decides, applies the patch, and returns the resulting pod; fails if the pod was not injected. */
-function inject(pod: PodLike, over: Partial<InjectionInput> = {}): Json {
+function inject(pod: Pod, over: Partial<InjectionInput> = {}): Json {
   const d = decideInjection(input(pod, over));
   if (!d.inject) throw new Error(`not injected: ${d.reason}`);
   return applyPatch(pod, d.patch);
@@ -336,7 +335,7 @@ describe('the patch, for arbitrary pods', () => {
     fc.assert(
       fc.property(pod, fc.constantFrom('native', 'container' as const), (p, mode) => {
         const template = { ...DEFAULT_SIDECAR_TEMPLATE, mode };
-        const d = decideInjection(input(p as PodLike, { origins: everyPod, template }));
+        const d = decideInjection(input(p as Pod, { origins: everyPod, template }));
         const already = [...p.spec.containers, ...(p.spec.initContainers ?? [])].some(
           (c) => c.name === SIDECAR_CONTAINER,
         );

@@ -10,7 +10,6 @@ import {
   operatorNamespaceRole,
   POD_NAME_EXTRA,
   POD_UID_EXTRA,
-  POD_WEBHOOK,
   type PolicyRule,
   REPORT_POLICY,
   renderManifests,
@@ -23,6 +22,7 @@ import {
 import {
   MANAGED_BY,
   MANAGED_BY_LABEL,
+  POD_WEBHOOK,
   SIDECAR_CLUSTER_ROLE,
   SIDECAR_ROLE_BINDING,
   SYSTEM_NAMESPACES,

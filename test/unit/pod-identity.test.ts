@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SIDECAR_ENV } from '../../src/operator/names.ts';
-import { goUnquote, MissingEnvError, parseLabels, podEnvironment } from '../../src/sidecar/pod-identity.ts';
+import { SIDECAR_ENV } from '../../src/api/contract.ts';
+import { MissingEnvError } from '../../src/sidecar/errors.ts';
+import { goUnquote, parseLabels, podEnvironment } from '../../src/sidecar/pod-identity.ts';
 
 const env = {
   [SIDECAR_ENV.podName]: 'shop-edge-0',

@@ -3,10 +3,10 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { OriginReport } from '../../src/api/report.ts';
 import { OriginReportStatus, reportLabels } from '../../src/api/report.ts';
-import type { Failure } from '../../src/sidecar/classify.ts';
 import { type HealthSnapshot, OriginHealth } from '../../src/sidecar/health.ts';
 import type { PodIdentity } from '../../src/sidecar/pod-identity.ts';
 import { buildReport, ReportWriter, type ServedOrigin } from '../../src/sidecar/report-writer.ts';
+import type { Failure } from '../../src/upstream/failure.ts';
 import { PRODUCT_VERSION } from '../../src/version.ts';
 
 const identity: PodIdentity = {

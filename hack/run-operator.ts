@@ -3,10 +3,10 @@
 // on loopback ports, its log lines kept for assertions and failure messages.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'undici';
-import { collectJsonLines, waitForReadyz } from '../../hack/child-output.ts';
-import { freePort } from './run-sidecar.ts';
+import { collectJsonLines, waitForReadyz } from './child-output.ts';
+import { freePort } from './net.ts';
 
-const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
+const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 
 export interface OperatorProcess {
   readonly child: ChildProcess;

@@ -6,21 +6,11 @@
 import { promises as dns } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { DnsError } from './errors.ts';
 
 export interface ResolvedAddress {
   readonly address: string;
   readonly family: 4 | 6;
-}
-
-export class DnsError extends Error {
-  readonly code: string;
-  readonly hostname: string;
-  constructor(code: string, hostname: string, message: string) {
-    super(message);
-    this.name = 'DnsError';
-    this.code = code;
-    this.hostname = hostname;
-  }
 }
 
 interface CacheEntry {

@@ -3,47 +3,8 @@
 // 536; the error code only refines the cause within that phase.
 import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
-
-/** What a raw error was classified as: the cause plus the RFC 9209 parameters that apply. */
-export interface Classified {
-  readonly cause: Cause;
-  readonly phase: Phase;
-  /** Raw code seen: errno name (ECONNREFUSED), c-ares code (ENOTFOUND), OpenSSL or undici code. */
-  readonly code: string;
-  readonly errno?: number;
-  /** DNS response code, for dns_error. */
-  readonly rcode?: string;
-  /** TLS alert number, for tls_alert_received. */
-  readonly alertId?: number;
-}
-
-/** One failed attempt to reach one address (or to resolve one name). */
-export interface Attempt extends Classified {
-  /** What was tried: an IP address, or a host name for DNS failures. */
-  readonly address: string;
-  readonly port: number;
-  /** 0 for the primary upstream, 1.. for backups in order. */
-  readonly target: number;
-  readonly elapsedMs: number;
-  readonly message: string;
-}
-
-/** A classified failure of one proxied request. */
-export interface Failure extends Classified {
-  readonly address?: string;
-  readonly attempts: readonly Attempt[];
-  readonly elapsedMs: number;
-  /** For destination_unavailable (fast-failed while ejected): the failure that caused the ejection. */
-  readonly underlying?: Failure;
-}
-
-export type RawError = Error & {
-  code?: string | number;
-  errno?: number | string;
-  reason?: string;
-  library?: string;
-  syscall?: string;
-};
+import { CONNECT_TIMEOUT, NO_ATTEMPT, RESPONSE_TIMEOUT } from './errors.ts';
+import type { Attempt, Classified, Failure, RawError } from './failure.ts';
 
 const DNS_RCODES = new Map<string, { cause: Cause; rcode?: string }>(
   Object.entries({
@@ -66,7 +27,7 @@ const CONNECT_CODES = new Map<string, Cause>(
     ECONNREFUSED: 'connection_refused',
     ETIMEDOUT: 'connection_timeout',
     UND_ERR_CONNECT_TIMEOUT: 'connection_timeout',
-    OG_CONNECT_TIMEOUT: 'connection_timeout',
+    [CONNECT_TIMEOUT]: 'connection_timeout',
     EHOSTUNREACH: 'destination_ip_unroutable',
     ENETUNREACH: 'destination_ip_unroutable',
     EINVAL: 'destination_ip_unroutable',
@@ -117,7 +78,7 @@ function tlsCause(code: string, message: string): { cause: Cause; alertId?: numb
   ) {
     return { cause: 'connection_terminated' };
   }
-  if (code === 'OG_CONNECT_TIMEOUT') return { cause: 'connection_timeout' };
+  if (code === CONNECT_TIMEOUT) return { cause: 'connection_timeout' };
   return { cause: 'tls_protocol_error' };
 }
 
@@ -138,14 +99,14 @@ export function classifyError(err: RawError, phase: Phase): Omit<Classified, 'ph
     case 'tls':
       return { ...base, ...tlsCause(code, err.message) };
     case 'request':
-      if (code === 'OG_RESPONSE_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT')
+      if (code === RESPONSE_TIMEOUT || code === 'UND_ERR_HEADERS_TIMEOUT')
         return { ...base, cause: 'http_response_timeout' };
       if (code === 'HPE_INVALID' || code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW') {
         return { ...base, cause: 'http_protocol_error' };
       }
       return { ...base, cause: 'connection_terminated' };
     case 'response':
-      if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'OG_RESPONSE_TIMEOUT')
+      if (code === 'UND_ERR_BODY_TIMEOUT' || code === RESPONSE_TIMEOUT)
         return { ...base, cause: 'http_response_timeout' };
       if (code.startsWith('HPE_')) return { ...base, cause: 'http_protocol_error' };
       return { ...base, cause: 'http_response_incomplete' };
@@ -175,7 +136,7 @@ export function dominantAttempt(attempts: readonly Attempt[]): Attempt | undefin
 export function connectFailure(attempts: readonly Attempt[], elapsedMs: number): Failure {
   const top = dominantAttempt(attempts);
   if (top === undefined) {
-    return { cause: 'proxy_internal_error', phase: 'connect', code: 'NO_ATTEMPT', attempts, elapsedMs };
+    return { cause: 'proxy_internal_error', phase: 'connect', code: NO_ATTEMPT, attempts, elapsedMs };
   }
   return {
     cause: top.cause,

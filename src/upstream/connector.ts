@@ -8,8 +8,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector } from 'undici';
 import type { Phase } from '../api/causes.ts';
-import { type Attempt, classifyError, connectFailure, type Failure, type RawError } from './classify.ts';
-import { DnsError, type ResolvedAddress, type Resolver } from './resolver.ts';
+import { errorCode } from '../errors.ts';
+import { classifyError, connectFailure } from './classify.ts';
+import { AttemptError, ConnectTimeoutError, DnsError, UpstreamConnectError } from './errors.ts';
+import type { Attempt, RawError } from './failure.ts';
+import type { ResolvedAddress, Resolver } from './resolver.ts';
 
 export interface ConnectTarget {
   readonly host: string;
@@ -31,26 +34,11 @@ export interface ConnectorOptions {
   readonly onConnected?: (ms: number, target: number) => void;
 }
 
-/** The error undici receives when no address of any target accepted a connection. */
-export class UpstreamConnectError extends Error {
-  readonly code = 'OG_UPSTREAM_CONNECT';
-  readonly failure: Failure;
-  constructor(failure: Failure) {
-    super(`could not connect to the origin: ${failure.cause} (${failure.attempts.length} attempt(s))`);
-    this.name = 'UpstreamConnectError';
-    this.failure = failure;
-  }
-}
-
-class AttemptTimeout extends Error {
-  readonly code = 'OG_CONNECT_TIMEOUT';
-  constructor(ms: number, phase: Phase) {
-    super(`no ${phase === 'tls' ? 'TLS handshake' : 'connection'} within ${ms}ms`);
-  }
-}
-
-/** Opens one connection to one address, TLS included, within `timeoutMs`. */
-function connectOnce(
+/**
+ * Opens one connection to one address, TLS included, within `timeoutMs`. Rejects
+ * with an AttemptError carrying the phase (connect or tls) the attempt failed in.
+ */
+function connectAddress(
   address: ResolvedAddress,
   target: ConnectTarget,
   timeoutMs: number,
@@ -71,9 +59,9 @@ function connectOnce(
       clearTimeout(timer);
       current.destroy();
       tcp.destroy();
-      reject(Object.assign(err, { originguardPhase: phase }));
+      reject(new AttemptError(phase, err));
     };
-    const timer = setTimeout(() => fail(new AttemptTimeout(timeoutMs, phase)), timeoutMs);
+    const timer = setTimeout(() => fail(new ConnectTimeoutError(timeoutMs, phase)), timeoutMs);
     tcp.once('error', fail);
     tcp.once('connect', () => {
       if (target.tls === undefined) {
@@ -113,17 +101,17 @@ function attemptOf(
   target: number,
   startedAt: number,
 ): Attempt {
-  const e = err as RawError & { originguardPhase?: Phase };
-  const p = e.originguardPhase ?? phase;
-  const c = classifyError(e, p);
+  const attempt = err instanceof AttemptError ? err : undefined;
+  const seen = (attempt?.cause ?? err) as RawError;
+  const p = attempt?.phase ?? phase;
   return {
-    ...c,
+    ...classifyError(seen, p),
     phase: p,
     address,
     port,
     target,
     elapsedMs: performance.now() - startedAt,
-    message: e.message,
+    message: seen.message,
   };
 }
 
@@ -157,10 +145,11 @@ async function addressesOf(
       )),
     );
   } catch (err) {
+    // Anything but a DnsError comes from c-ares itself: keep its code, else a bad answer.
     const e =
       err instanceof DnsError
         ? err
-        : Object.assign(err as Error, { code: (err as RawError).code ?? 'EBADRESP' });
+        : new DnsError(errorCode(err) ?? 'EBADRESP', target.host, (err as Error).message);
     attempts.push(attemptOf(e, 'dns', target.host, target.port, index, started));
   }
   for (const extra of target.extraAddresses) {
@@ -171,7 +160,7 @@ async function addressesOf(
 }
 
 /** Tries every address of every target in order; resolves with the first socket or the classified failure. */
-export async function connectUpstream(options: ConnectorOptions): Promise<net.Socket> {
+async function connectUpstream(options: ConnectorOptions): Promise<net.Socket> {
   const started = performance.now();
   const attempts: Attempt[] = [];
   for (const [index, target] of options.targets.entries()) {
@@ -179,7 +168,7 @@ export async function connectUpstream(options: ConnectorOptions): Promise<net.So
       for (let i = 0; i < options.attemptsPerAddress; i++) {
         const attemptStarted = performance.now();
         try {
-          const socket = await connectOnce(address, target, options.connectTimeoutMs);
+          const socket = await connectAddress(address, target, options.connectTimeoutMs);
           options.onConnected?.(performance.now() - attemptStarted, index);
           return socket;
         } catch (err) {
