@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { FailureDetail } from '../api/report.ts';
+import type { AddressRecord, AddressState } from '../upstream/address-book.ts';
 import type { Failure } from '../upstream/failure.ts';
 
 export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
@@ -32,6 +33,16 @@ export interface HealthSnapshot {
   readonly failuresByCause: Readonly<Partial<Record<Cause, number>>>;
   readonly lastFailure?: LastFailure;
   readonly lastTransitionTime: string;
+  /** What the connector knows of each address it tried (for /status; not reported to the cluster). */
+  readonly addresses?: readonly AddressHealth[];
+}
+
+export interface AddressHealth {
+  /** host:port. */
+  readonly address: string;
+  readonly state: AddressState;
+  readonly since?: string;
+  readonly cause?: string;
 }
 
 export interface HealthEvents {
@@ -43,6 +54,7 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
   readonly origin: string;
   generation: number | undefined;
   #ejection: { readonly ejected: boolean } | undefined;
+  #addresses: { records(): AddressRecord[] } | undefined;
   #state: HealthState = 'Unknown';
   #cause: Cause | undefined;
   #phase: Phase | undefined;
@@ -61,6 +73,11 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
   /** Reads ejection from its owner, the current runtime's outlier detector (health outlives runtimes). */
   watchEjection(owner: { readonly ejected: boolean }): void {
     this.#ejection = owner;
+  }
+
+  /** Reads per-address state from the current runtime's connector. */
+  watchAddresses(book: { records(): AddressRecord[] }): void {
+    this.#addresses = book;
   }
 
   get ejected(): boolean {
@@ -133,6 +150,14 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
       failuresByCause: { ...this.#byCause },
       ...(this.#last === undefined ? {} : { lastFailure: this.#last }),
       lastTransitionTime: this.#transition,
+      ...(this.#addresses === undefined ? {} : { addresses: this.#addresses.records().map(addressHealth) }),
     };
   }
 }
+
+const addressHealth = (r: AddressRecord): AddressHealth => ({
+  address: hostPort(r.address, r.port),
+  state: r.state,
+  ...(r.since === undefined ? {} : { since: new Date(r.since).toISOString() }),
+  ...(r.cause === undefined ? {} : { cause: r.cause }),
+});

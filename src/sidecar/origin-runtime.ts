@@ -12,6 +12,7 @@ import Pool from 'undici/lib/dispatcher/pool.js';
 import { originKey } from '../api/contract.ts';
 import { parseDuration } from '../api/duration.ts';
 import type { OriginManifest, UpstreamTLS } from '../api/origin.ts';
+import { AddressBook } from '../upstream/address-book.ts';
 import { type ConnectTarget, undiciConnector } from '../upstream/connector.ts';
 import type { Resolver } from '../upstream/resolver.ts';
 import type { ErrorResponseOptions } from './error-response.ts';
@@ -106,6 +107,8 @@ export class OriginRuntime implements Routable {
         return { host: b.host, port: b.port, extraAddresses: [], ...(t === undefined ? {} : { tls: t }) };
       }),
     ];
+    const addressBook = new AddressBook();
+    this.health.watchAddresses(addressBook);
     const idleMs = parseDuration(spec.timeouts.idle);
     // The pool's URL is nominal: the connector decides where connections go.
     this.pool = new Pool('http://upstream.originguard.invalid', {
@@ -114,6 +117,7 @@ export class OriginRuntime implements Routable {
         attemptsPerAddress: spec.upstream.connectAttempts,
         connectTimeoutMs: parseDuration(spec.timeouts.connect),
         resolver: deps.resolver,
+        addressBook,
         onConnected: (ms) => this.metrics.connectDuration.observe(ms / 1000),
       }),
       keepAliveTimeout: idleMs,

@@ -1,14 +1,18 @@
 // Establishes the connection to an origin for undici: resolves the name with the
-// sidecar's resolver, tries every address (and then each backup origin) with an
-// exact per-attempt timeout covering DNS, TCP and TLS, and records each failed
-// attempt's phase and cause. Whatever fails here failed before the request was
-// sent, so trying the next address is always safe; the request is never resent
-// once undici has written it.
+// sidecar's resolver, races the target's addresses with a stagger (RFC 8305:
+// the next one starts when the previous fails or has not connected within 250 ms),
+// then tries each backup origin the same way, every attempt with an exact timeout
+// covering DNS, TCP and TLS, and records each failed attempt's phase and cause.
+// The address book remembers which address answered and which failed, so a dead
+// address costs one stagger once. Whatever fails here failed before the request
+// was sent, so trying the next address is always safe; the request is never
+// resent once undici has written it.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { buildConnector } from 'undici';
 import type { Phase } from '../api/causes.ts';
 import { errorCode } from '../errors.ts';
+import { AddressBook, type Candidate } from './address-book.ts';
 import { classifyError, connectFailure } from './classify.ts';
 import { AttemptError, ConnectTimeoutError, DnsError, UpstreamConnectError } from './errors.ts';
 import type { Attempt, RawError } from './failure.ts';
@@ -30,18 +34,27 @@ export interface ConnectorOptions {
   readonly attemptsPerAddress: number;
   readonly connectTimeoutMs: number;
   readonly resolver: Resolver;
+  /** What is known of each address across connections (default: one of its own per connector). */
+  readonly addressBook?: AddressBook;
+  /** Delay before racing the next address while an attempt is pending (default CONNECT_STAGGER_MS). */
+  readonly staggerMs?: number;
   /** Called with the duration of each successful connection, for metrics. */
   readonly onConnected?: (ms: number, target: number) => void;
 }
 
+/** RFC 8305's recommended Connection Attempt Delay. */
+export const CONNECT_STAGGER_MS = 250;
+
 /**
  * Opens one connection to one address, TLS included, within `timeoutMs`. Rejects
- * with an AttemptError carrying the phase (connect or tls) the attempt failed in.
+ * with an AttemptError carrying the phase (connect or tls) the attempt failed in;
+ * `signal` cancels it (the race was won by another address).
  */
 function connectAddress(
   address: ResolvedAddress,
   target: ConnectTarget,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let phase: Phase = 'connect';
@@ -62,6 +75,7 @@ function connectAddress(
       reject(new AttemptError(phase, err));
     };
     const timer = setTimeout(() => fail(new ConnectTimeoutError(timeoutMs, phase)), timeoutMs);
+    signal?.addEventListener('abort', () => fail(signal.reason as Error), { once: true });
     tcp.once('error', fail);
     tcp.once('connect', () => {
       if (target.tls === undefined) {
@@ -159,31 +173,93 @@ async function addressesOf(
   return addresses;
 }
 
-/** Tries every address of every target in order; resolves with the first socket or the classified failure. */
-async function connectUpstream(options: ConnectorOptions): Promise<net.Socket> {
+/**
+ * Races the candidates of one target (RFC 8305 §5): each attempt starts when the
+ * previous one failed or after the stagger, whichever comes first; the first
+ * connection wins and the attempts still pending are cancelled. Resolves
+ * undefined when every candidate failed; failed attempts are appended to
+ * `attempts` in the order they started.
+ */
+function race(
+  target: ConnectTarget,
+  index: number,
+  candidates: readonly Candidate[],
+  options: ConnectorOptions & { readonly addressBook: AddressBook },
+  attempts: Attempt[],
+): Promise<net.Socket | undefined> {
+  const book = options.addressBook;
+  const failed: [number, Attempt][] = [];
+  const pending = new Set<AbortController>();
+  return new Promise((resolve) => {
+    let next = 0;
+    let won = false;
+    let stagger: NodeJS.Timeout | undefined;
+    const settle = (socket: net.Socket | undefined) => {
+      attempts.push(...failed.sort(([a], [b]) => a - b).map(([, attempt]) => attempt));
+      resolve(socket);
+    };
+    const start = () => {
+      clearTimeout(stagger);
+      if (won) return;
+      if (next >= candidates.length) {
+        if (pending.size === 0) settle(undefined);
+        return;
+      }
+      const order = next++;
+      const candidate = candidates[order] as Candidate;
+      const controller = new AbortController();
+      pending.add(controller);
+      const started = performance.now();
+      connectAddress(candidate, target, options.connectTimeoutMs, controller.signal).then(
+        (socket) => {
+          pending.delete(controller);
+          if (won) {
+            socket.destroy();
+            return;
+          }
+          won = true;
+          clearTimeout(stagger);
+          for (const loser of pending) loser.abort(new Error('another address connected first'));
+          book.connected(candidate);
+          options.onConnected?.(performance.now() - started, index);
+          settle(socket);
+        },
+        (err: unknown) => {
+          pending.delete(controller);
+          if (won || controller.signal.aborted) return;
+          const attempt = attemptOf(err, 'connect', candidate.address, target.port, index, started);
+          failed.push([order, attempt]);
+          book.failed(candidate, attempt.cause);
+          start();
+        },
+      );
+      if (next < candidates.length) stagger = setTimeout(start, options.staggerMs ?? CONNECT_STAGGER_MS);
+    };
+    start();
+  });
+}
+
+/** Races the addresses of each target in turn; resolves with the first socket or the classified failure. */
+async function connectUpstream(
+  options: ConnectorOptions & { readonly addressBook: AddressBook },
+): Promise<net.Socket> {
   const started = performance.now();
   const attempts: Attempt[] = [];
   for (const [index, target] of options.targets.entries()) {
-    for (const address of await addressesOf(target, index, options, attempts)) {
-      for (let i = 0; i < options.attemptsPerAddress; i++) {
-        const attemptStarted = performance.now();
-        try {
-          const socket = await connectAddress(address, target, options.connectTimeoutMs);
-          options.onConnected?.(performance.now() - attemptStarted, index);
-          return socket;
-        } catch (err) {
-          attempts.push(attemptOf(err, 'connect', address.address, target.port, index, attemptStarted));
-        }
-      }
-    }
+    const addresses = await addressesOf(target, index, options, attempts);
+    const ordered = options.addressBook.order(addresses.map((a) => ({ ...a, port: target.port })));
+    const candidates = ordered.flatMap((c) => Array.from({ length: options.attemptsPerAddress }, () => c));
+    const socket = await race(target, index, candidates, options, attempts);
+    if (socket !== undefined) return socket;
   }
   throw new UpstreamConnectError(connectFailure(attempts, performance.now() - started));
 }
 
 /** An undici `connect` option: ignores undici's nominal origin and uses the Origin's targets. */
 export function undiciConnector(options: ConnectorOptions): buildConnector.connector {
+  const withBook = { ...options, addressBook: options.addressBook ?? new AddressBook() };
   return (_opts, callback) => {
-    connectUpstream(options).then(
+    connectUpstream(withBook).then(
       (socket) => callback(null, socket),
       (err: Error) => callback(err, null),
     );

@@ -55,7 +55,7 @@ describe('connection failures answer 531 with the precise cause', () => {
     expect(proxyStatus(r).error).toBe('connection_terminated');
   });
 
-  it('tries every address of a name before answering, and reports each attempt', async () => {
+  it('tries every address of a name before answering, families interleaved (RFC 8305), and reports each attempt', async () => {
     const a = await closedPort();
     await using dns = await startDnsServer({
       'multi.test': { kind: 'answer', a: ['127.0.0.2', '127.0.0.3'], aaaa: ['::1'], ttl: 30 },
@@ -68,7 +68,7 @@ describe('connection failures answer 531 with the precise cause', () => {
     expect(r.status).toBe(531);
     const body = JSON.parse(r.body) as { cause: string; attempts: { address: string; cause: string }[] };
     expect(body.cause).toBe('connection_refused');
-    expect(body.attempts.map((x) => x.address)).toEqual(['127.0.0.2', '127.0.0.3', '::1']);
+    expect(body.attempts.map((x) => x.address)).toEqual(['127.0.0.2', '::1', '127.0.0.3']);
   });
 
   it('fails over to a backup origin when the primary refuses, and answers from it', async () => {
