@@ -76,7 +76,11 @@ describe('a name with one dead and one live address', () => {
       expect(r.status).toBe(200);
       expect(r.ms).toBeLessThan(CONNECT_STAGGER_MS - 50);
       expect(sc.sidecar.health()[0]?.addresses).toContainEqual(
-        expect.objectContaining({ address: `127.0.0.1:${port}`, state: 'failed', cause: 'connection_refused' }),
+        expect.objectContaining({
+          address: `127.0.0.1:${port}`,
+          state: 'failed',
+          cause: 'connection_refused',
+        }),
       );
     } finally {
       await live.close();
