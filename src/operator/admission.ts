@@ -91,7 +91,10 @@ export async function startAdmission(opts: AdmissionOptions): Promise<Admission>
     certificate: pair,
     decide,
     logger,
-    onReview: (outcome) => metrics.webhookReviews.labels(outcome.result).inc(),
+    onReview: (outcome) => {
+      metrics.webhookReviews.labels(outcome.result).inc();
+      metrics.webhookReviewDuration.observe(outcome.durationMs / 1000);
+    },
   });
   logger.info(
     { port: server.port, webhookConfiguration: opts.webhookConfigName },

@@ -1,6 +1,19 @@
 // Prometheus metrics of the operator, in base units with _total counters.
-// Label values are bounded: controller and informer names, results, reasons.
+// Label values are bounded: controller and informer names, results, reasons;
+// the per-Origin gauges have one `origin` (namespace/name) per Origin and at
+// most one cause series each, and go when the Origin goes.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { OriginStatus } from '../api/status.ts';
+
+/** The states `originguard_operator_origin_pods` counts, from status.pods and status.notInjected. */
+export const ORIGIN_POD_STATES = [
+  'selected',
+  'injected',
+  'current',
+  'reachable',
+  'failing',
+  'not_injected',
+] as const;
 
 export class OperatorMetrics {
   readonly registry = new Registry();
@@ -45,6 +58,12 @@ export class OperatorMetrics {
     labelNames: ['decision'] as const,
     registers: [this.registry],
   });
+  readonly webhookReviewDuration = new Histogram({
+    name: 'originguard_operator_webhook_review_duration_seconds',
+    help: 'Time the webhook took to decide and answer one pod admission review.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
   readonly certificateExpiry = new Gauge({
     name: 'originguard_operator_webhook_certificate_expiry_timestamp_seconds',
     help: 'When the webhook serving certificate in use expires (Unix time).',
@@ -62,12 +81,76 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  // Per Origin, from the status the leader writes (the kube-state-metrics way), so
+  // alerts and dashboards need no sidecar scrape to know an Origin's state.
+  readonly originReachable = new Gauge({
+    name: 'originguard_operator_origin_reachable',
+    help: 'Per Origin (namespace/name): 1 while its sidecars reach the origin, 0 while they do not (status.reachable); no series while it is Unknown.',
+    labelNames: ['origin'] as const,
+    registers: [this.registry],
+  });
+  readonly originPods = new Gauge({
+    name: 'originguard_operator_origin_pods',
+    help: `Pods of an Origin by state: ${ORIGIN_POD_STATES.join(', ')} (status.pods, status.notInjected).`,
+    labelNames: ['origin', 'state'] as const,
+    registers: [this.registry],
+  });
+  readonly originCause = new Gauge({
+    name: 'originguard_operator_origin_cause',
+    help: 'Per Origin, 1 for the cause most of its failing pods report (status.cause); no series while none fails.',
+    labelNames: ['origin', 'cause'] as const,
+    registers: [this.registry],
+  });
+  /** The cause series each Origin has, to remove it when the cause changes or the Origin goes. */
+  readonly #causeOf = new Map<string, string>();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'originguard_operator_' });
+  }
+
   /** Reports `depth()` as the queue depth of `controller` at each scrape. */
   watchQueueDepth(controller: string, depth: () => number): void {
     this.#queueDepths.set(controller, depth);
   }
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'originguard_operator_' });
+  /** Publishes the status just computed for `origin` (namespace/name). */
+  setOriginStatus(origin: string, status: OriginStatus): void {
+    if (status.reachable === 'True' || status.reachable === 'False')
+      this.originReachable.labels(origin).set(status.reachable === 'True' ? 1 : 0);
+    else this.originReachable.remove(origin);
+    const pods = status.pods;
+    const counts: Record<(typeof ORIGIN_POD_STATES)[number], number> = {
+      selected: pods?.selected ?? 0,
+      injected: pods?.injected ?? 0,
+      current: pods?.current ?? 0,
+      reachable: pods?.reachable ?? 0,
+      failing: pods?.failing ?? 0,
+      not_injected: status.notInjected?.count ?? 0,
+    };
+    for (const state of ORIGIN_POD_STATES) this.originPods.labels(origin, state).set(counts[state]);
+    const before = this.#causeOf.get(origin);
+    if (before !== undefined && before !== status.cause) this.originCause.remove(origin, before);
+    if (status.cause === undefined) this.#causeOf.delete(origin);
+    else {
+      this.originCause.labels(origin, status.cause).set(1);
+      this.#causeOf.set(origin, status.cause);
+    }
+  }
+
+  /** Removes an Origin's series: it was deleted. */
+  deleteOrigin(origin: string): void {
+    this.originReachable.remove(origin);
+    for (const state of ORIGIN_POD_STATES) this.originPods.remove(origin, state);
+    const cause = this.#causeOf.get(origin);
+    if (cause !== undefined) this.originCause.remove(origin, cause);
+    this.#causeOf.delete(origin);
+  }
+
+  /** Removes every Origin's series: this replica stopped leading, and the new leader publishes them. */
+  clearOrigins(): void {
+    this.originReachable.reset();
+    this.originPods.reset();
+    this.originCause.reset();
+    this.#causeOf.clear();
   }
 }

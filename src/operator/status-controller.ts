@@ -42,6 +42,7 @@ export class StatusController {
   /** Forgets what this replica wrote (on losing leadership another replica may write). */
   reset(): void {
     this.written.clear();
+    this.deps.metrics.clearOrigins();
   }
 
   /**
@@ -54,6 +55,7 @@ export class StatusController {
     const origin = origins.get(key);
     if (origin === undefined) {
       this.written.delete(key);
+      metrics.deleteOrigin(key);
       return undefined;
     }
     const { name, namespace = '' } = origin.metadata;
@@ -66,6 +68,7 @@ export class StatusController {
       now: new Date(),
     });
     const again = recheckAfter(next);
+    metrics.setOriginStatus(key, next);
     if (previous !== undefined && !statusChanged(previous, next)) return again;
     const path = resourcePath({
       group: GROUP,

@@ -149,7 +149,15 @@ async function runStandalone(configPath: string, settings: SidecarSettings, logg
     return 1;
   }
   metrics.configReloads.labels('applied').inc(0);
-  logger.info({ origins: first.applied, adminPort: settings.adminPort, config: configPath }, 'sidecar ready');
+  logger.info(
+    {
+      origins: first.applied,
+      adminPort: settings.adminPort,
+      config: configPath,
+      sinceProcessStartMs: Math.round(performance.now()),
+    },
+    'sidecar ready',
+  );
 
   const watcher = watchConfigFile(configPath, initial.digest, (result) => {
     if (!result.ok) {
