@@ -10,16 +10,64 @@
 #
 #   hack/test-binaries.sh            build what is missing, print the directory
 #   hack/test-binaries.sh --check    exit 0 if everything is available, 1 otherwise
+#
+# Prometheus's promtool (for the chart's alerting rules) has its own directory,
+# keyed by its own version, so that bumping one never rebuilds the other:
+#
+#   hack/test-binaries.sh --promtool           build it if missing, print its path
+#   hack/test-binaries.sh --promtool --check   print its path and exit 0 if built, exit 1 otherwise
 set -euo pipefail
 
 K8S_VERSION="${ORIGINGUARD_K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ORIGINGUARD_ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${ORIGINGUARD_HELM_VERSION:-v3.22.0}"
+# github.com/prometheus/prometheus tags its Go module v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
+PROMETHEUS_VERSION="${ORIGINGUARD_PROMETHEUS_VERSION:-v0.316.0}"
 CACHE_ROOT="${ORIGINGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/originguard}"
 OUT="$CACHE_ROOT/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION"
 BINARIES=(kube-apiserver kube-controller-manager etcd kubectl helm)
 
 log() { printf '[test-binaries] %s\n' "$*" >&2; }
+
+# One build at a time per output: a second run waits on the lock, then finds the binaries.
+lock_cache() {
+  mkdir -p "$CACHE_ROOT"
+  exec 9>"$CACHE_ROOT/$1"
+  if ! flock -n 9; then
+    log "another build is running in $CACHE_ROOT; waiting for it"
+    flock 9
+  fi
+}
+
+if [[ "${1:-}" == "--promtool" ]]; then
+  PROMTOOL="$CACHE_ROOT/bin/promtool-$PROMETHEUS_VERSION/promtool"
+  if [[ -x "$PROMTOOL" ]]; then echo "$PROMTOOL"; exit 0; fi
+  [[ "${2:-}" == "--check" ]] && exit 1
+  command -v go >/dev/null || { log "go is not installed: install Go to build promtool"; exit 1; }
+  lock_cache build-promtool.lock
+  if [[ ! -x "$PROMTOOL" ]]; then
+    start=$(date +%s)
+    log "building promtool from github.com/prometheus/prometheus $PROMETHEUS_VERSION (first run only: a few minutes)"
+    dir="$CACHE_ROOT/build/prometheus-$PROMETHEUS_VERSION"
+    mkdir -p "$dir" "$(dirname "$PROMTOOL")"
+    (
+      cd "$dir"
+      export GOFLAGS="-mod=mod" CGO_ENABLED=0
+      [[ -f go.mod ]] || go mod init originguard.test/prometheus >/dev/null 2>&1
+      go mod edit -go=1.26
+      go mod edit -require="github.com/prometheus/prometheus@$PROMETHEUS_VERSION"
+      printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/prometheus/prometheus/cmd/promtool"\n' > tools.go
+      go mod tidy >/dev/null 2>&1 || go mod tidy
+      release="3.${PROMETHEUS_VERSION#v0.}"
+      ld="-s -w -X github.com/prometheus/common/version.Version=$release"
+      go build -trimpath -ldflags "$ld" -o "$PROMTOOL.tmp" github.com/prometheus/prometheus/cmd/promtool
+      mv "$PROMTOOL.tmp" "$PROMTOOL"
+    )
+    log "promtool ready in $(( $(date +%s) - start ))s"
+  fi
+  echo "$PROMTOOL"
+  exit 0
+fi
 
 have_all() {
   local dir="$1" b
@@ -50,12 +98,7 @@ fi
 command -v go >/dev/null || { log "go is not installed: install Go, or set KUBEBUILDER_ASSETS to a directory with kube-apiserver and etcd"; exit 1; }
 
 mkdir -p "$OUT"
-# One build at a time per cache: a second run waits, then finds the binaries.
-exec 9>"$CACHE_ROOT/build.lock"
-if ! flock -n 9; then
-  log "another build is running in $CACHE_ROOT; waiting for it"
-  flock 9
-fi
+lock_cache build.lock
 if have_all "$OUT"; then
   echo "$OUT"
   exit 0

@@ -8,6 +8,7 @@
 // admission policy after the release, leaves the fixed-name sidecar ClusterRole to
 // deploy/ (checked with a server dry run instead), restricts its webhook to a label
 // no other namespace has, and watches only its own application namespace.
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import { sidecarTemplate } from '../../src/operator/command.ts';
+import { DEFAULT_SIDECAR_TEMPLATE, decideInjection } from '../../src/operator/injection.ts';
 import {
   type Manifest,
   mutatingWebhookConfiguration,
@@ -228,7 +230,14 @@ describe('helm chart charts/originguard', () => {
       image: 'ghcr.io/originguard/originguard:0.1.0',
       mode: 'native',
     });
-    expect(objs.some((o) => o.kind === 'NetworkPolicy' || o.kind === 'ServiceMonitor')).toBe(false);
+    expect(
+      objs.filter((o) =>
+        ['NetworkPolicy', 'ServiceMonitor', 'PodMonitor', 'PrometheusRule'].includes(o.kind),
+      ),
+    ).toEqual([]);
+    expect(objs.filter((o) => o.kind === 'ConfigMap').map((o) => o.metadata.name)).toEqual([
+      'originguard-sidecar',
+    ]);
   });
 
   it('renders non-default values where they belong', async () => {
@@ -338,6 +347,109 @@ describe('helm chart charts/originguard', () => {
     });
   });
 
+  it('renders the opt-in monitoring: a PodMonitor for the sidecars, the generated rules, the dashboard for Grafana', async () => {
+    const rulesFile = parseYaml(
+      readFileSync(repoFile('charts/originguard/files/prometheus-rules.yaml'), 'utf8'),
+    );
+    const dashboardFile = JSON.parse(
+      readFileSync(repoFile('charts/originguard/files/grafana-dashboard.json'), 'utf8'),
+    );
+    const enable =
+      'metrics.prometheusRule.enabled=true,metrics.sidecarPodMonitor.enabled=true,dashboards.enabled=true';
+    const objs = await template('og', 'monitoring', [
+      '--set',
+      enable,
+      '--set',
+      'metrics.prometheusRule.labels.release=kps,metrics.sidecarPodMonitor.labels.release=kps',
+    ]);
+    expectLabels(objs, 'og');
+    // With default values the PrometheusRule carries the rules file as it is (promtool-tested).
+    const rule = find(objs, 'PrometheusRule', 'og-originguard');
+    expect(rule.metadata.labels).toMatchObject({ release: 'kps' });
+    expect(rule.spec).toEqual({ groups: rulesFile.groups });
+
+    // The PodMonitor keeps the port the webhook names on the injected sidecar.
+    const podMonitor = find(objs, 'PodMonitor', 'og-originguard-sidecars');
+    expect(podMonitor.metadata.labels).toMatchObject({ release: 'kps' });
+    const injected = decideInjection({
+      namespace: 'shop',
+      pod: { metadata: { labels: { app: 'edge' } }, spec: { containers: [{ name: 'app' }] } },
+      origins: [
+        {
+          metadata: { name: 'shop' },
+          spec: { selector: { matchLabels: { app: 'edge' } }, listen: { port: 8080, address: '0.0.0.0' } },
+        },
+      ],
+      excludedNamespaces: [],
+      template: DEFAULT_SIDECAR_TEMPLATE,
+    });
+    const patched = injected.inject ? injected.patch[0]?.value : undefined;
+    const [container] = (patched ?? []) as { ports: { name: string; containerPort: number }[] }[];
+    const adminPort = container?.ports.find((p) => p.containerPort === DEFAULT_SIDECAR_TEMPLATE.adminPort);
+    expect(adminPort?.name).toBe('og-admin');
+    expect(podMonitor.spec).toEqual({
+      namespaceSelector: { any: true },
+      selector: {},
+      podMetricsEndpoints: [{ port: adminPort?.name, path: '/metrics', interval: '30s' }],
+    });
+
+    // The dashboard, labelled for kube-prometheus-stack's Grafana sidecar.
+    const dashboard = find(objs, 'ConfigMap', 'og-originguard-dashboard') as Obj & {
+      data: Record<string, string>;
+    };
+    expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(JSON.parse(dashboard.data['originguard.json'] ?? '')).toEqual(dashboardFile);
+
+    // Values that change the rules: an alert left out, a routing label, the runbooks elsewhere.
+    const custom = await template('og', 'monitoring', [
+      '--set',
+      enable,
+      '--set',
+      'metrics.prometheusRule.disabled={OriginguardOriginCauseChanged},metrics.prometheusRule.additionalLabels.team=edge',
+      '--set',
+      'metrics.prometheusRule.runbookBaseUrl=https://wiki.example/originguard/,dashboards.label=dashboards',
+    ]);
+    const groups = (find(custom, 'PrometheusRule').spec as { groups: { rules: Record<string, unknown>[] }[] })
+      .groups;
+    const rules = groups.flatMap((g) => g.rules) as {
+      alert: string;
+      labels: Record<string, string>;
+      annotations: Record<string, string>;
+    }[];
+    expect(rules.map((r) => r.alert)).not.toContain('OriginguardOriginCauseChanged');
+    expect(rules).toHaveLength(7);
+    for (const r of rules) {
+      expect(r.labels.team, r.alert).toBe('edge');
+      expect(r.labels.severity, r.alert).toMatch(/^(critical|warning|info)$/);
+      expect(r.annotations.runbook_url, r.alert).toContain('https://wiki.example/originguard/');
+      expect(r.annotations.runbook_url, r.alert).not.toContain('github.com');
+    }
+    expect(find(custom, 'ConfigMap', 'og-originguard-dashboard').metadata.labels).toMatchObject({
+      dashboards: '1',
+    });
+
+    // What the chart renders is still a valid rules file for Prometheus.
+    const promtool = await new Promise<string | undefined>((resolve) =>
+      execFile('bash', [repoFile('hack/test-binaries.sh'), '--promtool', '--check'], (err, stdout) =>
+        resolve(err ? undefined : stdout.trim()),
+      ),
+    );
+    if (promtool === undefined) {
+      console.warn(
+        '[chart] promtool not built (hack/test-binaries.sh --promtool): rendered rules not checked',
+      );
+      return;
+    }
+    const file = join(tmpdir(), `og-rendered-rules-${randomBytes(4).toString('hex')}.yaml`);
+    await writeFile(file, stringifyYaml({ groups }));
+    const check = await new Promise<string>((resolve, reject) =>
+      execFile(promtool, ['check', 'rules', file], (err, stdout, stderr) =>
+        err ? reject(new Error(`${stdout}${stderr}`)) : resolve(stdout),
+      ),
+    );
+    expect(check).toMatch(/SUCCESS: 7 rules found/);
+  });
+
   it.each([
     [
       'webhook.certManager.issuerRef.kind=Secret',
@@ -349,6 +461,8 @@ describe('helm chart charts/originguard', () => {
     ['webhook.timeoutSeconds=31', /\/webhook\/timeoutSeconds.*maximum: got 31, want 30/],
     ['webhook.timeoutSeconds=0', /\/webhook\/timeoutSeconds.*minimum: got 0, want 1/],
     ['replicaCount=2', /additional properties 'replicaCount' not allowed/],
+    ['metrics.prometheusRule.disabled={NoSuchAlert}', /\/metrics\/prometheusRule\/disabled\/0.*one of/],
+    ['metrics.prometheusRule.additionalLabels.severity=page', /\/metrics\/prometheusRule\/additionalLabels/],
   ])('refuses %s with a clear message', async (value, message) => {
     const r = await helm(['template', 'x', CHART, '--set', value]);
     expect(r.code).not.toBe(0);

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { RUNBOOK_BASE, ruleGroups } from '../../hack/alerts.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { DEFAULT_SIDECAR_TEMPLATE } from '../../src/operator/injection.ts';
 
@@ -49,5 +50,25 @@ describe('charts/originguard', () => {
   it('has a values schema that parses and closes the top level', () => {
     const schema = JSON.parse(read(new URL('values.schema.json', chart))) as Record<string, unknown>;
     expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('knows the generated alerts: the runbook base the template replaces, and the names disabled may list', () => {
+    const values = parseYaml(read(new URL('values.yaml', chart))) as {
+      metrics: { prometheusRule: { runbookBaseUrl: string } };
+    };
+    expect(values.metrics.prometheusRule.runbookBaseUrl).toBe(RUNBOOK_BASE);
+    expect(read(new URL('templates/monitoring.yaml', chart))).toContain(
+      `$generatedBase := "${RUNBOOK_BASE}"`,
+    );
+    const schema = JSON.parse(read(new URL('values.schema.json', chart))) as {
+      properties: {
+        metrics: {
+          properties: { prometheusRule: { properties: { disabled: { items: { enum: string[] } } } } };
+        };
+      };
+    };
+    expect(schema.properties.metrics.properties.prometheusRule.properties.disabled.items.enum).toEqual(
+      ruleGroups().flatMap((g) => g.rules.map((r) => r.alert)),
+    );
   });
 });
