@@ -14,6 +14,8 @@
 # Base images pinned by version (Node 24 LTS, the version package.json's "node"
 # devDependency pins). Pin by digest as well in a release pipeline:
 #   FROM node:24.21.0-bookworm-slim@sha256:...
+# NODE_IMAGE is a build argument so that machines that cannot pull images build
+# on a stand-in with the same Node (npm run image: hack/image-base.sh).
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -23,15 +25,16 @@ ENV NODE_ENV=development \
     npm_config_fund=false \
     npm_config_audit=false
 COPY package.json package-lock.json ./
-# `npm install`, not `npm ci`: the registry this lockfile was written against
-# serves no Android/Windows/macOS/musl builds of Biome's optional platform
-# packages, so the lockfile cannot list them and `npm ci` refuses it as out of
-# sync (see .ci/run). With a lockfile present, `npm install` installs exactly the
-# locked versions. --ignore-scripts: the image's own Node builds (the "node"
-# devDependency would download a second one), and `prepare` runs explicitly below.
-# Against a registry with every Biome platform package, regenerate the lockfile
-# and switch this line to `npm ci --ignore-scripts`.
-RUN npm install --ignore-scripts
+# Exactly the locked versions. --ignore-scripts: the image's own Node builds (the
+# "node" devDependency would download a second one), and `prepare` runs
+# explicitly below. The npm cache survives between builds (BuildKit, Podman).
+# Behind a TLS-inspecting proxy, pass its CA as a build secret
+# (`--secret id=build-ca,src=/path/to/ca.pem`): npm trusts it for this step only,
+# and it is in no layer.
+RUN --mount=type=cache,target=/root/.npm,sharing=locked \
+    --mount=type=secret,id=build-ca,required=false \
+    if [ -s /run/secrets/build-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/build-ca; fi \
+ && npm ci --ignore-scripts
 COPY tsconfig.json ./
 COPY hack/build.ts hack/build.ts
 COPY bin bin

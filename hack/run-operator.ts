@@ -35,6 +35,11 @@ export interface OperatorProcessOptions {
   webhook?: boolean;
   webhookPort?: number;
   env?: Record<string, string>;
+  /**
+   * What runs `originguard` (default: this Node on src/cli.ts), e.g. `podman run … <image>`
+   * for the image; `kubeconfig` is then the path the container sees.
+   */
+  command?: readonly string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -46,8 +51,9 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
   const webhookPort = opts.webhookPort ?? (await freePort());
   const healthPort = await freePort();
   const metricsPort = await freePort();
+  const [program = process.execPath, ...prefix] = opts.command ?? [process.execPath, CLI];
   const args = [
-    CLI,
+    ...prefix,
     'operator',
     `--kubeconfig=${opts.kubeconfig}`,
     `--namespace=${opts.namespace}`,
@@ -58,7 +64,7 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
     '--log-level=debug',
     ...(opts.args ?? []),
   ];
-  const child = spawn(process.execPath, args, {
+  const child = spawn(program, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

@@ -8,6 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, inject } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import {
+  operatorBindings,
+  operatorClusterRole,
+  operatorNamespaceRole,
+  sidecarClusterRole,
+} from '../../src/operator/manifests.ts';
 
 export interface KubectlOptions {
   /** Written to kubectl's stdin (use with `-f -`). */
@@ -237,4 +243,32 @@ export async function kubeconfigForToken(token: string): Promise<string> {
   };
   await writeFile(file, stringifyYaml(config), { mode: 0o600 });
   return file;
+}
+
+/**
+ * A kubeconfig for the operator's own ServiceAccount `originguard-operator` in
+ * `namespace`, with exactly the RBAC the install grants it (the builders of
+ * src/operator/manifests.ts). Its ClusterRole is named `clusterRole`, so test
+ * files running at once do not share one; delete it when done.
+ */
+export async function operatorKubeconfig(
+  namespace: string,
+  opts: { webhookConfiguration: string; clusterRole: string },
+): Promise<string> {
+  const clusterRole = operatorClusterRole(opts.webhookConfiguration);
+  clusterRole.metadata.name = opts.clusterRole;
+  const objects = [
+    sidecarClusterRole(),
+    clusterRole,
+    operatorNamespaceRole(namespace),
+    ...operatorBindings(namespace, 'originguard-operator', opts.clusterRole),
+  ];
+  await kubectlOk(['create', 'serviceaccount', 'originguard-operator'], { namespace });
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', '-'], {
+    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
+  });
+  const token = (
+    await kubectlOk(['create', 'token', 'originguard-operator', '--duration=2h'], { namespace })
+  ).trim();
+  return kubeconfigForToken(token);
 }

@@ -13,13 +13,7 @@ import {
 } from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
-import {
-  mutatingWebhookConfiguration,
-  operatorBindings,
-  operatorClusterRole,
-  operatorNamespaceRole,
-  sidecarClusterRole,
-} from '../../src/operator/manifests.ts';
+import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SIDECAR_ROLE_BINDING, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import {
@@ -27,10 +21,10 @@ import {
   applyCrds,
   createNamespace,
   deleteNamespace,
-  kubeconfigForToken,
   kubectl,
   kubectlJson,
   kubectlOk,
+  operatorKubeconfig,
   requireControllerManager,
   waitFor,
 } from './fixtures.ts';
@@ -50,29 +44,6 @@ const id = randomBytes(3).toString('hex');
 const WEBHOOK = `originguard-test-${id}`;
 const TEST_LABEL = 'originguard.test/operator';
 const OPERATOR_ROLE = `originguard-operator-${id}`;
-
-/**
- * Credentials of the operator's own ServiceAccount with exactly the RBAC the
- * install grants it, so every test below also proves that RBAC is enough.
- */
-async function operatorKubeconfig(namespace: string): Promise<string> {
-  const clusterRole = operatorClusterRole(WEBHOOK);
-  clusterRole.metadata.name = OPERATOR_ROLE;
-  const objects = [
-    sidecarClusterRole(),
-    clusterRole,
-    operatorNamespaceRole(namespace),
-    ...operatorBindings(namespace, 'originguard-operator', OPERATOR_ROLE),
-  ];
-  await kubectlOk(['create', 'serviceaccount', 'originguard-operator'], { namespace });
-  await kubectlOk(['apply', '--server-side', '--force-conflicts', '-f', '-'], {
-    input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }),
-  });
-  const token = (
-    await kubectlOk(['create', 'token', 'originguard-operator', '--duration=2h'], { namespace })
-  ).trim();
-  return kubeconfigForToken(token);
-}
 
 /** An Origin selecting pods labelled app=<app>. */
 function originYaml(namespace: string, name: string, app: string): string {
@@ -199,7 +170,12 @@ describe('operator, running with its own least-privilege RBAC', () => {
       ),
     );
     operator = await startOperator({
-      kubeconfig: await operatorKubeconfig(opNs),
+      // The operator's own ServiceAccount with exactly the RBAC the install grants it,
+      // so every test below also proves that RBAC is enough.
+      kubeconfig: await operatorKubeconfig(opNs, {
+        webhookConfiguration: WEBHOOK,
+        clusterRole: OPERATOR_ROLE,
+      }),
       namespace: opNs,
       webhookPort,
       args: [`--watch-namespaces=${namespaces.join(',')}`, `--webhook-configuration=${WEBHOOK}`],
@@ -488,7 +464,10 @@ describe('operator metrics', () => {
   it('reports each work queue its own depth on /metrics', async () => {
     // A long status interval keeps an Origin's second status run waiting in its queue.
     operator = await startOperator({
-      kubeconfig: await operatorKubeconfig(opNs),
+      kubeconfig: await operatorKubeconfig(opNs, {
+        webhookConfiguration: WEBHOOK,
+        clusterRole: OPERATOR_ROLE,
+      }),
       namespace: opNs,
       webhook: false,
       args: [`--watch-namespaces=${namespace}`, '--status-interval=60s'],
