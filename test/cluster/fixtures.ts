@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, inject } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { reportLabels, reportName } from '../../src/api/report.ts';
+import type { OriginStatus } from '../../src/api/status.ts';
 import {
   operatorBindings,
   operatorClusterRole,
@@ -271,4 +273,100 @@ export async function operatorKubeconfig(
     await kubectlOk(['create', 'token', 'originguard-operator', '--duration=2h'], { namespace })
   ).trim();
   return kubeconfigForToken(token);
+}
+
+/** What a pod's sidecar reports about an Origin. */
+export interface ReportState {
+  pod: { metadata: { name: string; uid: string } };
+  health: 'Reachable' | 'Unreachable';
+  cause?: string;
+  generation?: number;
+}
+
+/** The OriginReport the sidecar of `pod` would apply. */
+export function reportManifest(namespace: string, origin: string, s: ReportState): Record<string, unknown> {
+  const now = new Date().toISOString();
+  const failing = s.health === 'Unreachable';
+  const cause = s.cause ?? 'connection_refused';
+  return {
+    apiVersion: 'edge.originguard.dev/v1alpha1',
+    kind: 'OriginReport',
+    metadata: {
+      name: reportName(origin, s.pod.metadata.name),
+      namespace,
+      labels: reportLabels(origin, s.pod.metadata.name),
+      ownerReferences: [
+        { apiVersion: 'v1', kind: 'Pod', name: s.pod.metadata.name, uid: s.pod.metadata.uid },
+      ],
+    },
+    status: {
+      originName: origin,
+      podName: s.pod.metadata.name,
+      podUID: s.pod.metadata.uid,
+      originGeneration: s.generation ?? 1,
+      health: s.health,
+      requests: 10,
+      failures: failing ? 4 : 0,
+      ...(failing
+        ? {
+            cause,
+            phase: 'connect',
+            hint: 'check the origin',
+            failuresByCause: { [cause]: 4 },
+            lastFailure: {
+              cause,
+              phase: 'connect',
+              statusCode: 531,
+              attempts: 1,
+              elapsedMs: 2,
+              hint: 'check the origin',
+              time: now,
+            },
+          }
+        : {}),
+      lastTransitionTime: now,
+      heartbeatTime: now,
+      sidecarVersion: '0.1.0',
+    },
+  };
+}
+
+/** Applies reports as the sidecars would (server-side apply, their field manager), in one kubectl run. */
+export async function writeReports(namespace: string, origin: string, states: ReportState[]): Promise<void> {
+  const list = {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: states.map((s) => reportManifest(namespace, origin, s)),
+  };
+  await kubectlOk(['apply', '--server-side', '--field-manager=originguard-sidecar', '-f', '-'], {
+    input: JSON.stringify(list),
+    timeoutMs: 120_000,
+  });
+}
+
+/** The Origin's status as the API server has it. */
+export async function originStatus(namespace: string, name: string): Promise<OriginStatus | undefined> {
+  return (await kubectlJson<{ status?: OriginStatus }>(['get', 'origin', name], { namespace })).status;
+}
+
+/** An Origin selecting pods labelled app=<app>. */
+export function originYaml(namespace: string, name: string, app: string): string {
+  return `apiVersion: edge.originguard.dev/v1alpha1
+kind: Origin
+metadata: {name: ${name}, namespace: ${namespace}}
+spec:
+  selector: {matchLabels: {app: ${app}}}
+  listen: {port: 8080}
+  upstream: {host: 127.0.0.1, port: 3000}
+`;
+}
+
+/** A plain pod (one busybox container) with these labels; `extra` goes into its metadata. */
+export function podYaml(namespace: string, name: string, labels: Record<string, string>, extra = ''): string {
+  return `apiVersion: v1
+kind: Pod
+metadata: {name: ${name}, namespace: ${namespace}, labels: ${JSON.stringify(labels)}${extra}}
+spec:
+  containers: [{name: app, image: busybox}]
+`;
 }

@@ -14,7 +14,6 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { freePort } from '../../hack/net.ts';
 import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
 import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
-import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
@@ -28,7 +27,11 @@ import {
   kubectlJson,
   kubectlOk,
   operatorKubeconfig,
+  originStatus,
+  originYaml,
+  podYaml,
   waitFor,
+  writeReports,
 } from './fixtures.ts';
 
 const unavailable = await imageUnavailable();
@@ -54,9 +57,6 @@ async function containerKubeconfig(kubeconfig: string, dir: string): Promise<voi
   await chmod(dir, 0o755);
   await chmod(join(dir, 'kubeconfig'), 0o644);
 }
-
-const originStatus = async (ns: string): Promise<OriginStatus | undefined> =>
-  (await kubectlJson<{ status?: OriginStatus }>(['get', 'origin', 'shop'], { namespace: ns })).status;
 
 describe.skipIf(unavailable !== undefined)(`image ${IMAGE}: the operator against the control plane`, () => {
   const name = `og-test-operator-${id}`;
@@ -135,22 +135,8 @@ describe.skipIf(unavailable !== undefined)(`image ${IMAGE}: the operator against
   }, 70_000);
 
   it('injects the sidecar into a pod an Origin selects', async () => {
-    await apply(`apiVersion: edge.originguard.dev/v1alpha1
-kind: Origin
-metadata: {name: shop, namespace: ${appNs}}
-spec:
-  selector: {matchLabels: {app: edge}}
-  listen: {port: 8080}
-  upstream: {host: 127.0.0.1, port: 3000}
-`);
-    await kubectlOk(['create', '-f', '-'], {
-      input: `apiVersion: v1
-kind: Pod
-metadata: {name: edge-1, namespace: ${appNs}, labels: {app: edge}}
-spec:
-  containers: [{name: app, image: busybox}]
-`,
-    });
+    await apply(originYaml(appNs, 'shop', 'edge'));
+    await kubectlOk(['create', '-f', '-'], { input: podYaml(appNs, 'edge-1', { app: 'edge' }) });
     const pod = await kubectlJson<{ spec: { initContainers?: { name: string }[] } }>(
       ['get', 'pod', 'edge-1'],
       {
@@ -164,42 +150,15 @@ spec:
   });
 
   it("writes the Origin's status from the pod's report and publishes it as metrics", async () => {
-    const pod = await kubectlJson<{ metadata: { uid: string } }>(['get', 'pod', 'edge-1'], {
+    const pod = await kubectlJson<{ metadata: { name: string; uid: string } }>(['get', 'pod', 'edge-1'], {
       namespace: appNs,
     });
-    const now = new Date().toISOString();
     // What the injected sidecar writes when the origin refuses its connections.
-    await kubectlOk(['apply', '--server-side', '--field-manager=originguard-sidecar', '-f', '-'], {
-      namespace: appNs,
-      input: JSON.stringify({
-        apiVersion: 'edge.originguard.dev/v1alpha1',
-        kind: 'OriginReport',
-        metadata: {
-          name: reportName('shop', 'edge-1'),
-          labels: reportLabels('shop', 'edge-1'),
-          ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: 'edge-1', uid: pod.metadata.uid }],
-        },
-        status: {
-          originName: 'shop',
-          podName: 'edge-1',
-          podUID: pod.metadata.uid,
-          originGeneration: 1,
-          health: 'Unreachable',
-          cause: 'connection_refused',
-          phase: 'connect',
-          requests: 3,
-          failures: 3,
-          failuresByCause: { connection_refused: 3 },
-          lastTransitionTime: now,
-          heartbeatTime: now,
-          sidecarVersion: '0.1.0',
-        },
-      }),
-    });
+    await writeReports(appNs, 'shop', [{ pod, health: 'Unreachable', cause: 'connection_refused' }]);
     let status: OriginStatus | undefined;
     await waitFor(
       async () => {
-        status = await originStatus(appNs);
+        status = await originStatus(appNs, 'shop');
         return status?.reachable === 'False';
       },
       { timeoutMs: 20_000, what: 'the Origin status to say unreachable' },

@@ -11,7 +11,6 @@ import {
   SIDECAR_CONTAINER,
   TOKEN_VOLUME,
 } from '../../src/api/contract.ts';
-import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SIDECAR_ROLE_BINDING, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
@@ -25,8 +24,12 @@ import {
   kubectlJson,
   kubectlOk,
   operatorKubeconfig,
+  originStatus,
+  originYaml,
+  podYaml,
   requireControllerManager,
   waitFor,
+  writeReports,
 } from './fixtures.ts';
 
 interface Container {
@@ -45,101 +48,8 @@ const WEBHOOK = `originguard-test-${id}`;
 const TEST_LABEL = 'originguard.test/operator';
 const OPERATOR_ROLE = `originguard-operator-${id}`;
 
-/** An Origin selecting pods labelled app=<app>. */
-function originYaml(namespace: string, name: string, app: string): string {
-  return `apiVersion: edge.originguard.dev/v1alpha1
-kind: Origin
-metadata: {name: ${name}, namespace: ${namespace}}
-spec:
-  selector: {matchLabels: {app: ${app}}}
-  listen: {port: 8080}
-  upstream: {host: 127.0.0.1, port: 3000}
-`;
-}
-
-function podYaml(namespace: string, name: string, labels: Record<string, string>, extra = ''): string {
-  return `apiVersion: v1
-kind: Pod
-metadata: {name: ${name}, namespace: ${namespace}, labels: ${JSON.stringify(labels)}${extra}}
-spec:
-  containers: [{name: app, image: busybox}]
-`;
-}
-
 const sidecarOf = (pod: Pod) =>
   [...(pod.spec.initContainers ?? []), ...pod.spec.containers].filter((c) => c.name === SIDECAR_CONTAINER);
-
-interface ReportState {
-  pod: Pod;
-  health: 'Reachable' | 'Unreachable';
-  cause?: string;
-  generation?: number;
-}
-
-/** The OriginReport the sidecar of `pod` would apply. */
-function reportManifest(namespace: string, origin: string, s: ReportState): Record<string, unknown> {
-  const now = new Date().toISOString();
-  const failing = s.health === 'Unreachable';
-  const cause = s.cause ?? 'connection_refused';
-  return {
-    apiVersion: 'edge.originguard.dev/v1alpha1',
-    kind: 'OriginReport',
-    metadata: {
-      name: reportName(origin, s.pod.metadata.name),
-      namespace,
-      labels: reportLabels(origin, s.pod.metadata.name),
-      ownerReferences: [
-        { apiVersion: 'v1', kind: 'Pod', name: s.pod.metadata.name, uid: s.pod.metadata.uid },
-      ],
-    },
-    status: {
-      originName: origin,
-      podName: s.pod.metadata.name,
-      podUID: s.pod.metadata.uid,
-      originGeneration: s.generation ?? 1,
-      health: s.health,
-      requests: 10,
-      failures: failing ? 4 : 0,
-      ...(failing
-        ? {
-            cause,
-            phase: 'connect',
-            hint: 'check the origin',
-            failuresByCause: { [cause]: 4 },
-            lastFailure: {
-              cause,
-              phase: 'connect',
-              statusCode: 531,
-              attempts: 1,
-              elapsedMs: 2,
-              hint: 'check the origin',
-              time: now,
-            },
-          }
-        : {}),
-      lastTransitionTime: now,
-      heartbeatTime: now,
-      sidecarVersion: '0.1.0',
-    },
-  };
-}
-
-/** Applies reports as the sidecars would (server-side apply, their field manager), in one kubectl run. */
-async function writeReports(namespace: string, origin: string, states: ReportState[]): Promise<void> {
-  const list = {
-    apiVersion: 'v1',
-    kind: 'List',
-    items: states.map((s) => reportManifest(namespace, origin, s)),
-  };
-  await kubectlOk(['apply', '--server-side', '--field-manager=originguard-sidecar', '-f', '-'], {
-    input: JSON.stringify(list),
-    timeoutMs: 120_000,
-  });
-}
-
-async function originStatus(namespace: string, name: string): Promise<OriginStatus | undefined> {
-  return (await kubectlJson<{ status?: OriginStatus }>(['get', 'origin', name], { namespace })).status;
-}
 
 const condition = (s: OriginStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 
