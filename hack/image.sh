@@ -55,5 +55,8 @@ if [[ -s "${NODE_EXTRA_CA_CERTS:-}" ]]; then secret=(--secret "id=build-ca,src=$
 podman build --layers --network host "${secret[@]}" \
   --build-arg "NODE_IMAGE=$base" \
   --tag "$IMAGE" --file Dockerfile . >&2
+# Earlier builds leave untagged images behind; those of the last day stay, as
+# they (and the layers under them) are the cache of the next build.
+podman image prune --force --filter until=24h >/dev/null
 log "$IMAGE built from the Dockerfile on $base in $(( $(date +%s) - start ))s"
 echo "$IMAGE"
