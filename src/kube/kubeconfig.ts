@@ -11,14 +11,33 @@ import { KubeConfigError } from './errors.ts';
 export interface KubeConfigSource {
   /** Path of a kubeconfig; else KUBECONFIG, ~/.kube/config or the in-cluster service account. */
   kubeconfig?: string | undefined;
+  /** Context to use instead of the kubeconfig's current one (kubectl's --context). */
+  context?: string | undefined;
 }
 
-export type KubeConfigCredentials = Credentials & { kubeConfig: KubeConfig };
+export type KubeConfigCredentials = Credentials & {
+  kubeConfig: KubeConfig;
+  /** The namespace the context names, as kubectl defaults to it. */
+  namespace: string | undefined;
+};
 
 export async function loadKubeConfig(source: KubeConfigSource = {}): Promise<KubeConfigCredentials> {
   const kc = new KubeConfig();
   if (source.kubeconfig !== undefined) kc.loadFromFile(source.kubeconfig);
   else kc.loadFromDefault();
+  if (source.context !== undefined) {
+    if (kc.getContextObject(source.context) === null) {
+      throw new KubeConfigError(
+        `context "${source.context}" is not in the kubeconfig (contexts: ${
+          kc
+            .getContexts()
+            .map((c) => c.name)
+            .join(', ') || 'none'
+        })`,
+      );
+    }
+    kc.setCurrentContext(source.context);
+  }
   const cluster = kc.getCurrentCluster();
   if (cluster === null) {
     throw new KubeConfigError(
@@ -32,6 +51,7 @@ export async function loadKubeConfig(source: KubeConfigSource = {}): Promise<Kub
   return {
     server,
     kubeConfig: kc,
+    namespace: kc.getContextObject(kc.getCurrentContext())?.namespace,
     tls: {
       ...(ca === undefined ? {} : { ca }),
       ...(cert === undefined ? {} : { cert }),

@@ -1,15 +1,15 @@
 // The standalone configuration: a YAML file of Origin manifests, exactly as
 // they would be applied to a cluster. Validated with the CRD's own schema and
-// rules, and watched: a valid change is applied, an invalid one refused with
-// the same messages while the last good configuration keeps serving.
+// rules (api/origin-documents.ts) plus the listen ports' routing, and watched:
+// a valid change is applied, an invalid one refused with the same messages
+// while the last good configuration keeps serving.
 import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { originKey } from '../api/contract.ts';
-import { API_VERSION, type OriginManifest } from '../api/origin.ts';
-import { validateOrigin } from '../api/validate.ts';
+import type { OriginManifest } from '../api/origin.ts';
+import { parseOrigins } from '../api/origin-documents.ts';
 import { buildRoutes } from './router.ts';
 
 export type LoadResult =
@@ -19,40 +19,7 @@ export type LoadResult =
 /** Parses and validates a config text. Every problem is reported, each naming its document and field. */
 export function parseConfig(text: string, source: string): LoadResult {
   const digest = createHash('sha256').update(text).digest('hex');
-  const errors: string[] = [];
-  const origins: OriginManifest[] = [];
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  const list = Array.isArray(docs) ? docs : [docs];
-  list.forEach((doc, i) => {
-    const where = `${source}: document ${i + 1}`;
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) errors.push(`${where}: YAML: ${e.message.split('\n')[0]}`);
-      return;
-    }
-    const value: unknown = doc.toJS();
-    if (value === null || value === undefined) return;
-    const kind = (value as { kind?: unknown }).kind;
-    const apiVersion = (value as { apiVersion?: unknown }).apiVersion;
-    if (kind !== 'Origin' || apiVersion !== API_VERSION) {
-      errors.push(
-        `${where}: expected apiVersion: ${API_VERSION}, kind: Origin; got apiVersion: ${String(apiVersion)}, kind: ${String(kind)}`,
-      );
-      return;
-    }
-    const name = (value as { metadata?: { name?: unknown } }).metadata?.name;
-    const result = validateOrigin(value);
-    if (!result.ok) {
-      for (const e of result.errors) errors.push(`${where} (Origin ${String(name)}): ${e}`);
-      return;
-    }
-    origins.push(result.value);
-  });
-  const seen = new Set<string>();
-  for (const o of origins) {
-    const key = originKey(o);
-    if (seen.has(key)) errors.push(`${source}: Origin ${key} is declared twice`);
-    seen.add(key);
-  }
+  const { origins, errors } = parseOrigins(text, source);
   if (errors.length === 0 && origins.length === 0) errors.push(`${source}: no Origin declared`);
   if (errors.length === 0) {
     const routes = buildRoutes(

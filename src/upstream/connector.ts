@@ -48,9 +48,10 @@ export const CONNECT_STAGGER_MS = 250;
 /**
  * Opens one connection to one address, TLS included, within `timeoutMs`. Rejects
  * with an AttemptError carrying the phase (connect or tls) the attempt failed in;
- * `signal` cancels it (the race was won by another address).
+ * `signal` cancels it (the race was won by another address). Also the attempt
+ * `originguard diagnose` makes, so it connects as the sidecar does.
  */
-function connectAddress(
+export function connectAddress(
   address: ResolvedAddress,
   target: ConnectTarget,
   timeoutMs: number,

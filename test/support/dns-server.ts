@@ -12,6 +12,7 @@
  * | `servfail` | RCODE 2                               | `ESERVFAIL`                      |
  * | `refused`  | RCODE 5                               | `EREFUSED`                       |
  * | `silent`   | never answers                         | `ETIMEOUT` (after `timeout` × `tries`) |
+ * | `cname`    | NOERROR + CNAME (+ the target's records) | follows it; `resolveCname` gives the target |
  *
  * An `answer` for a name that has only A records answers an AAAA question with
  * NODATA (and vice versa), as a real server does. Names not in the table get the
@@ -41,6 +42,7 @@ import net from 'node:net';
 
 export type DnsBehaviour =
   | { kind: 'answer'; a?: readonly string[]; aaaa?: readonly string[]; ttl?: number; delayMs?: number }
+  | { kind: 'cname'; target: string; ttl?: number; delayMs?: number }
   | { kind: 'nodata' | 'nxdomain' | 'servfail' | 'refused' | 'silent'; delayMs?: number };
 
 export type DnsTable = Record<string, DnsBehaviour>;
@@ -79,6 +81,7 @@ export interface DnsServerOptions {
 
 const TYPE_A = 1;
 const TYPE_AAAA = 28;
+const TYPE_CNAME = 5;
 const CLASS_IN = 1;
 const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
@@ -138,49 +141,75 @@ export function ipToBytes(ip: string): Buffer {
 function typeName(qtype: number): string {
   if (qtype === TYPE_A) return 'A';
   if (qtype === TYPE_AAAA) return 'AAAA';
+  if (qtype === TYPE_CNAME) return 'CNAME';
   return `TYPE${qtype}`;
 }
 
-/** Builds the response to `q` under behaviour `b` (never called for `silent`). */
-export function buildResponse(q: ParsedQuery, b: DnsBehaviour): Buffer {
-  let rcode: number = RCODE.NOERROR;
-  let rdatas: Buffer[] = [];
-  let ttl = 0;
-  switch (b.kind) {
-    case 'answer': {
-      ttl = b.ttl ?? 60;
-      const list = q.qtype === TYPE_A ? b.a : q.qtype === TYPE_AAAA ? b.aaaa : undefined;
-      rdatas = (list ?? []).map(ipToBytes);
-      break;
-    }
-    case 'nxdomain':
-      rcode = RCODE.NXDOMAIN;
-      break;
-    case 'servfail':
-      rcode = RCODE.SERVFAIL;
-      break;
-    case 'refused':
-      rcode = RCODE.REFUSED;
-      break;
-    default: // nodata (silent never gets here)
-      break;
+/** A name in wire format (uncompressed labels). */
+export function encodeName(name: string): Buffer {
+  const labels = normaliseName(name)
+    .split('.')
+    .filter((l) => l !== '');
+  return Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'latin1')])),
+    Buffer.from([0]),
+  ]);
+}
+
+interface Record_ {
+  owner: Buffer;
+  type: number;
+  ttl: number;
+  rdata: Buffer;
+}
+
+/** The address records of `b` for `qtype`; a CNAME chain is followed through `lookup` (at most 8 hops). */
+function recordsOf(
+  owner: Buffer,
+  qtype: number,
+  b: DnsBehaviour,
+  lookup: (name: string) => DnsBehaviour | undefined,
+  hops = 0,
+): Record_[] {
+  if (b.kind === 'answer') {
+    const list = qtype === TYPE_A ? b.a : qtype === TYPE_AAAA ? b.aaaa : undefined;
+    return (list ?? []).map((ip) => ({ owner, type: qtype, ttl: b.ttl ?? 60, rdata: ipToBytes(ip) }));
   }
+  if (b.kind !== 'cname') return [];
+  const cname: Record_ = { owner, type: TYPE_CNAME, ttl: b.ttl ?? 60, rdata: encodeName(b.target) };
+  const next = lookup(normaliseName(b.target));
+  if (qtype === TYPE_CNAME || next === undefined || hops >= 8) return [cname];
+  return [cname, ...recordsOf(encodeName(b.target), qtype, next, lookup, hops + 1)];
+}
+
+/**
+ * Builds the response to `q` under behaviour `b` (never called for `silent`). A
+ * CNAME answers every question type, followed by the target's records when
+ * `lookup` knows them, as a recursive server answers.
+ */
+export function buildResponse(
+  q: ParsedQuery,
+  b: DnsBehaviour,
+  lookup: (name: string) => DnsBehaviour | undefined = () => undefined,
+): Buffer {
+  const RCODES = { nxdomain: RCODE.NXDOMAIN, servfail: RCODE.SERVFAIL, refused: RCODE.REFUSED } as const;
+  const rcode: number = b.kind in RCODES ? RCODES[b.kind as keyof typeof RCODES] : RCODE.NOERROR;
+  // The first owner is the question's name: a pointer to the QNAME at offset 12.
+  const records = recordsOf(Buffer.from([0xc0, 0x0c]), q.qtype, b, lookup);
   const header = Buffer.alloc(12);
   header.writeUInt16BE(q.id, 0);
   // QR=1, opcode copied, AA=1, RD copied, RA=1, rcode.
   const flags = 0x8000 | (q.flags & 0x7800) | 0x0400 | (q.flags & 0x0100) | 0x0080 | rcode;
   header.writeUInt16BE(flags, 2);
   header.writeUInt16BE(1, 4); // QDCOUNT
-  header.writeUInt16BE(rdatas.length, 6); // ANCOUNT
-  const answers = rdatas.map((rdata) => {
-    const rr = Buffer.alloc(12 + rdata.length);
-    rr.writeUInt16BE(0xc00c, 0); // pointer to the QNAME at offset 12
-    rr.writeUInt16BE(q.qtype, 2);
-    rr.writeUInt16BE(CLASS_IN, 4);
-    rr.writeUInt32BE(ttl, 6);
-    rr.writeUInt16BE(rdata.length, 10);
-    rdata.copy(rr, 12);
-    return rr;
+  header.writeUInt16BE(records.length, 6); // ANCOUNT
+  const answers = records.map((r) => {
+    const fixed = Buffer.alloc(10);
+    fixed.writeUInt16BE(r.type, 0);
+    fixed.writeUInt16BE(CLASS_IN, 2);
+    fixed.writeUInt32BE(r.ttl, 4);
+    fixed.writeUInt16BE(r.rdata.length, 8);
+    return Buffer.concat([r.owner, fixed, r.rdata]);
   });
   return Buffer.concat([header, q.question, ...answers]);
 }
@@ -205,7 +234,7 @@ export async function startDnsServer(
     queries.push({ name: q.name, type: typeName(q.qtype), at: Date.now() });
     const b = entries.get(q.name) ?? fallback;
     if (b.kind === 'silent') return;
-    const reply = buildResponse(q, b);
+    const reply = buildResponse(q, b, (name) => entries.get(name));
     const send = () => {
       if (!closed) sock.send(reply, rinfo.port, rinfo.address);
     };
