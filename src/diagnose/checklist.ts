@@ -5,7 +5,7 @@
 // Steps are reported as they complete (for live output); the verdict is
 // decided from them afterwards, by pure code (verdict.ts).
 import net from 'node:net';
-import type { ResolvedAddress } from '../upstream/resolver.ts';
+import { literalAddresses, type ResolvedAddress } from '../upstream/resolver.ts';
 import { probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
 import { probeHttp } from './http.ts';
@@ -40,7 +40,7 @@ export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Pr
   };
   let carrier: { target: TargetPlan; index: number; address: ResolvedAddress } | undefined;
   for (const [index, target] of plan.targets.entries()) {
-    events.onPhase?.('dns', index, target.host);
+    if (literalAddresses(target.host) === undefined) events.onPhase?.('dns', index, target.host);
     const resolution = await resolveTarget(index, target.host, plan.resolver, plan.connectTimeoutMs);
     emit(resolution.steps);
     const addresses = withExtras(resolution.addresses, target);

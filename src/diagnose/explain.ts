@@ -232,7 +232,22 @@ const ALERTS: Readonly<Record<number, [name: string, fix: string]>> = {
   116: ['certificate_required', 'the origin requires a client certificate, which the sidecar does not send'],
 };
 
+/** The names a certificate holds, as people write them. */
+const namesOf = (leaf: { subjectAltNames: readonly string[] } | undefined): string[] =>
+  leaf?.subjectAltNames.map((n) => n.replace(/^(DNS|IP Address):/, '')) ?? [];
+
+/** A chain problem and a name mismatch at once: OpenSSL reports the first only; both need fixing. */
 function certificateExplained(ctx: FailureContext): Explained {
+  const base = chainExplained(ctx);
+  const tls = ctx.step.tls;
+  if (tls === undefined || tls.nameMatches || ctx.step.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return base;
+  return {
+    summary: `${base.summary}; it is not valid for ${tls.nameChecked} either (it holds ${list(namesOf(tls.chain[0])) || 'no name'})`,
+    fix: `${base.fix}; give the new one ${tls.nameChecked} among its names, or set ${field(ctx, 'serverName')} to a name it holds`,
+  };
+}
+
+function chainExplained(ctx: FailureContext): Explained {
   const s = ctx.step;
   const leaf = s.tls?.chain[0];
   const where = s.address ?? targetOf(ctx).host;
@@ -250,7 +265,7 @@ function certificateExplained(ctx: FailureContext): Explained {
       };
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
     case 'HOSTNAME_MISMATCH': {
-      const names = leaf?.subjectAltNames.map((n) => n.replace(/^(DNS|IP Address):/, '')) ?? [];
+      const names = namesOf(leaf);
       return {
         summary: `the certificate of ${where} is for ${names.length > 0 ? list(names) : (leaf?.subject ?? 'another name')}, not ${s.tls?.nameChecked ?? '?'}`,
         fix: `reissue it with ${s.tls?.nameChecked ?? 'the name'} among its subject alternative names, or set ${field(ctx, 'serverName')} to a name it holds (it is the SNI sent and the name checked)`,

@@ -28,14 +28,16 @@ const ms = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}s` : `${n}m
 
 /** The first lines: what is diagnosed, how, and from where. */
 export function renderHeader(plan: Plan, inCluster: boolean, style: Style): string[] {
-  const what = plan.origin === null ? plan.input : `Origin ${plan.origin.namespace}/${plan.origin.name}`;
   const up = plan.targets[0];
-  const upstream =
-    up === undefined ? '' : `: ${up.host}:${up.port}${up.tls === undefined ? '' : ' over TLS'}`;
+  const tls = up?.tls === undefined ? '' : ' over TLS';
   const backups = plan.targets.length > 1 ? ` (+${plan.targets.length - 1} backup)` : '';
+  const what =
+    plan.origin === null
+      ? `${plan.input}${tls}`
+      : `Origin ${plan.origin.namespace}/${plan.origin.name}: ${up?.host}:${up?.port}${tls}${backups}`;
   const insecure = plan.targets.some((t) => t.tls?.insecure === true);
   return [
-    style.bold(`Diagnosing ${what}${upstream}${backups}`),
+    style.bold(`Diagnosing ${what}`),
     style.dim(
       `  connect timeout ${ms(plan.connectTimeoutMs)}, response timeout ${ms(plan.responseTimeoutMs)}; from ${inCluster ? 'a pod in the cluster' : 'this machine'}`,
     ),

@@ -247,3 +247,13 @@ export type Verdict = Static<typeof Verdict>;
 export type SidecarPod = Static<typeof SidecarPod>;
 export type SidecarView = Static<typeof SidecarView>;
 export type Diagnosis = Static<typeof Diagnosis>;
+
+/** The schema as a JSON Schema document (docs/diagnose.schema.json, written by npm run generate:docs). */
+export function diagnosisJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://github.com/originguard/originguard/blob/main/docs/diagnose.schema.json',
+    title: `originguard diagnose -o json (${DIAGNOSIS_API_VERSION})`,
+    ...(JSON.parse(JSON.stringify(Diagnosis)) as Record<string, unknown>),
+  };
+}

@@ -133,8 +133,24 @@ function inconclusive(plan: Plan, vantage: Vantage, probe: ProbeOutcome): Verdic
   };
 }
 
-/** The final verdict: the probe's, unless the vantage point says the sidecars must speak first. */
-export function decide(
+/** Some pods fail while the Origin counts as reachable (others reach it): worth a warning. */
+function failingPods(sidecars: SidecarView | null): Finding[] {
+  if (sidecars === null || sidecars.reachable === 'False') return [];
+  const failing = sidecars.pods.filter((p) => p.health === 'Unreachable');
+  if (failing.length === 0) return [];
+  const causes = [...new Set(failing.map((p) => p.cause ?? 'failures'))].join(', ');
+  return [
+    {
+      cause: failing[0]?.cause ?? null,
+      summary: `${failing.length} of ${sidecars.pods.length} pods' sidecars fail (${causes}) while others reach the origin: the path from those pods differs (node, zone, NetworkPolicy)`,
+      fix: failing[0]?.hint ?? sidecars.hint,
+      evidence: podLines({ ...sidecars, pods: failing }),
+    },
+  ];
+}
+
+/** The probe's or the sidecars' verdict, before the pods that fail while others reach are added. */
+function lead(
   plan: Plan,
   steps: readonly Step[],
   probe: ProbeOutcome,
@@ -158,4 +174,18 @@ export function decide(
     return { reachable: true, verdict: { ...probe.verdict, warnings: [warning, ...probe.verdict.warnings] } };
   }
   return { reachable: probe.reachable, verdict: probe.verdict };
+}
+
+/** The final verdict: the probe's, unless the vantage point says the sidecars must speak first. */
+export function decide(
+  plan: Plan,
+  steps: readonly Step[],
+  probe: ProbeOutcome,
+  vantage: Vantage,
+): { reachable: boolean; verdict: Verdict } {
+  const { reachable, verdict } = lead(plan, steps, probe, vantage);
+  return {
+    reachable,
+    verdict: { ...verdict, warnings: [...failingPods(vantage.sidecars), ...verdict.warnings] },
+  };
 }

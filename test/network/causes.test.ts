@@ -102,6 +102,8 @@ describe('DNS failures keep their rcode', () => {
       'servfail.test': { kind: 'servfail' },
       'refused.test': { kind: 'refused' },
       'silent.test': { kind: 'silent' },
+      // c-ares answers [] (no error) for a CNAME whose target has no address.
+      'dangling.test': { kind: 'cname', target: 'nodata.test' },
     });
   });
   afterAll(() => dns.close());
@@ -111,6 +113,7 @@ describe('DNS failures keep their rcode', () => {
     ['nodata.test', 'dns_error', 'NOERROR'],
     ['servfail.test', 'dns_error', 'SERVFAIL'],
     ['refused.test', 'dns_error', 'REFUSED'],
+    ['dangling.test', 'dns_error', 'NOERROR'],
   ])('answers 531 for %s with cause %s and rcode %s', async (host, cause, rcode) => {
     await using sc = await startSidecar({ upstream: { host, port: 80 } }, { dnsServer: dns.address });
     const r = await sc.get();

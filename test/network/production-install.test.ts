@@ -148,6 +148,7 @@ describe('npm pack and a production-only install', () => {
     expect(packedFiles).toContain('dist/originguard.mjs');
     expect(packedFiles.some((f) => f.startsWith('dist/chunks/'))).toBe(true);
     expect(packedFiles).toContain('bin/originguard.js');
+    expect(packedFiles).toContain('bin/kubectl-originguard.js');
     expect(packedFiles).toContain('crds/origins.edge.originguard.dev.yaml');
     expect(packedFiles).toContain('examples/standalone.yaml');
     expect(packedFiles.filter((f) => /^(src|test|hack|bench)\//.test(f))).toEqual([]);
@@ -157,9 +158,22 @@ describe('npm pack and a production-only install', () => {
     [[], /Commands:/],
     [['operator', '--help'], /originguard operator/],
     [['sidecar', '--help'], /originguard sidecar --config <file>/],
+    [['diagnose', '--help'], /originguard diagnose TARGET/],
+    [['status', '--help'], /originguard status \[origin\/NAME\]/],
   ])('the installed originguard %j prints its help and exits 0', async (args, pattern) => {
     const { stdout } = await run(installedBin, [...args, ...(args.length === 0 ? ['--help'] : [])], { env });
     expect(stdout).toMatch(pattern);
+  });
+
+  it('installs kubectl-originguard, the kubectl plugin, which diagnoses with the bundle', async () => {
+    const plugin = join(work, 'consumer/node_modules/.bin/kubectl-originguard');
+    expect((await run(plugin, ['--help'], { env })).stdout).toContain('Usage: kubectl originguard <command>');
+    const port = await freePort();
+    const refused = await run(plugin, ['diagnose', `127.0.0.1:${port}`, '-o', 'json'], { env }).catch(
+      (err: { code: number; stdout: string }) => err,
+    );
+    expect('code' in refused ? refused.code : 0).toBe(81);
+    expect(JSON.parse(refused.stdout).verdict.cause).toBe('connection_refused');
   });
 
   it('the installed sidecar starts on an example, becomes ready, answers 531 and exits 0 on SIGTERM', async () => {

@@ -32,8 +32,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     'version.ts',
   ],
   types: [],
-  // The entry points only dispatch to the commands.
-  'cli.ts': ['sidecar', 'operator', 'diagnose'],
+  // The entry points only dispatch to the commands (and print the version).
+  'cli.ts': ['sidecar', 'operator', 'diagnose', 'version.ts'],
   'main.ts': ['cli.ts'],
 };
 
