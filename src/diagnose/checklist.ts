@@ -1,10 +1,12 @@
 // The checklist, run: for the upstream and then each backup, DNS, TCP to every
-// address, TLS with every address that connected; then one HTTP request through
-// the first address that would carry the sidecar's traffic. Addresses of one
+// address (in the order the sidecar races them), TLS with every address that
+// connected; then one HTTP request through the first address that would carry
+// the sidecar's traffic. Addresses of one
 // target are probed together, so a dead address costs one timeout, not one each.
 // Steps are reported as they complete (for live output); the verdict is
 // decided from them afterwards, by pure code (verdict.ts).
 import net from 'node:net';
+import { interleaveFamilies } from '../upstream/address-book.ts';
 import { literalAddresses, type ResolvedAddress } from '../upstream/resolver.ts';
 import { probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
@@ -19,14 +21,17 @@ export interface ChecklistEvents {
   readonly onStep?: (step: Step) => void;
 }
 
-/** The resolved addresses, then the target's extra ones: the sidecar's order. */
-function withExtras(resolved: readonly ResolvedAddress[], target: TargetPlan): ResolvedAddress[] {
+/**
+ * The order a fresh sidecar tries a target's addresses in: the resolved ones,
+ * then the extra ones, families interleaved (RFC 8305, as the connector races them).
+ */
+function sidecarOrder(resolved: readonly ResolvedAddress[], target: TargetPlan): ResolvedAddress[] {
   const out = [...resolved];
   for (const extra of target.extraAddresses) {
     if (!out.some((a) => a.address === extra))
       out.push({ address: extra, family: net.isIPv6(extra) ? 6 : 4 });
   }
-  return out;
+  return interleaveFamilies(out);
 }
 
 /** Runs every step of the checklist; resolves with all of them, in order. */
@@ -43,7 +48,7 @@ export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Pr
     if (literalAddresses(target.host) === undefined) events.onPhase?.('dns', index, target.host);
     const resolution = await resolveTarget(index, target.host, plan.resolver, plan.connectTimeoutMs);
     emit(resolution.steps);
-    const addresses = withExtras(resolution.addresses, target);
+    const addresses = sidecarOrder(resolution.addresses, target);
     if (addresses.length === 0) continue;
     events.onPhase?.('tcp', index, `${addresses.length} address(es), port ${target.port}`);
     const tcp = await Promise.all(addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs)));

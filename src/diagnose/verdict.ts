@@ -5,6 +5,7 @@
 // and what else is wrong without stopping traffic.
 import type { Cause, Phase } from '../api/causes.ts';
 import { dominantAttempt, statusFor } from '../upstream/classify.ts';
+import { CONNECT_STAGGER_MS } from '../upstream/connector.ts';
 import type { Attempt } from '../upstream/failure.ts';
 import { evidenceLine, explainFailure, type FailureContext } from './explain.ts';
 import type { Plan, TargetPlan } from './plan.ts';
@@ -137,9 +138,10 @@ function partialFinding(
   const [one, many] = CAUSE_VERBS[first.cause ?? ''] ?? [`fails (${first.cause})`, `fail (${first.cause})`];
   const verb = failed.length === 1 ? one : many;
   const others = working === 1 ? 'the other answers' : 'the others answer';
+  // The connector races the next address after a stagger and then remembers the dead one (address-book.ts).
   const wait =
     outcomes[0]?.failed !== undefined && first.cause === 'connection_timeout'
-      ? `; the sidecar tries ${first.address} first, so each new connection waits ${plan.connectTimeoutMs}ms before it moves on`
+      ? `; the sidecar tries ${first.address} first, so its first connection waits ${CONNECT_STAGGER_MS} ms before racing the next address, and later ones try it last`
       : '';
   const dead = failed.map((f) => f.address).join(', ');
   const evidence = failed.map(evidenceLine);

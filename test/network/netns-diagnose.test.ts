@@ -136,7 +136,7 @@ describe.skipIf(!netns.ok)('diagnose inside a test network namespace', () => {
       `${alive}:8080 connected`,
     ]);
     expect(r?.warnings).toEqual([
-      `1 of 2 addresses of shop.test drops connections (the other answers): a stale DNS record or a dead instance | remove ${dead}:8080 from DNS (or spec.upstream.addresses), or bring that instance back; the sidecar tries ${dead}:8080 first, so each new connection waits 300ms before it moves on`,
+      `1 of 2 addresses of shop.test drops connections (the other answers): a stale DNS record or a dead instance | remove ${dead}:8080 from DNS (or spec.upstream.addresses), or bring that instance back; the sidecar tries ${dead}:8080 first, so its first connection waits 250 ms before racing the next address, and later ones try it last`,
     ]);
   });
 });
