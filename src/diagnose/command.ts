@@ -11,7 +11,6 @@ import { parseOrigins } from '../api/origin-documents.ts';
 import { validateOrigin } from '../api/validate.ts';
 import { UsageError } from '../errors.ts';
 import { durationMs } from '../flags.ts';
-import { getOrigin, listReports, openCluster } from './cluster.ts';
 import { diagnose, EXIT, exitCodeOf } from './diagnosis.ts';
 import { InvalidConfigError, OriginUnavailableError } from './errors.ts';
 import {
@@ -167,6 +166,8 @@ async function originPlan(
       vantage: { inCluster: inCluster(), fromCluster: false, sidecars: null, notes: [] },
     };
   }
+  // Loaded only for an Origin in a cluster: the kubeconfig client costs tens of MB and 100s of ms.
+  const { getOrigin, listReports, openCluster } = await import('./cluster.ts');
   const session = await openCluster({
     kubeconfig: flags.kubeconfig,
     context: flags.context,
