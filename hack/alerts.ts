@@ -10,11 +10,11 @@
 // a label of the Origin alerts: a change of cause must not resolve one alert and
 // start another, so the annotations look it up (`query`) from the operator's
 // originguard_operator_origin_cause series instead.
-import { CAUSE_NAMES, CAUSES } from '../src/api/causes.ts';
+import { CAUSE_NAMES, CAUSES, DOCS_URL } from '../src/api/causes.ts';
 import { POD_WEBHOOK } from '../src/operator/names.ts';
 
 /** Where runbook_url points; the chart's prometheusRule.runbookBaseUrl replaces it. */
-export const RUNBOOK_BASE = 'https://github.com/originguard/originguard/blob/main/docs';
+export const RUNBOOK_BASE = DOCS_URL;
 
 export interface AlertRule {
   alert: string;

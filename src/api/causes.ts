@@ -2,6 +2,12 @@
 // headers, logs, metrics, OriginReports and Origin status. Each carries what an
 // operator needs to act: what it means and what to check.
 
+/** Where the user documentation lives; each cause has its own row (and anchor) in causes.md. */
+export const DOCS_URL = 'https://github.com/originguard/originguard/blob/main/docs';
+export const CAUSES_DOC = `${DOCS_URL}/causes.md`;
+/** The row of `cause` in docs/causes.md. */
+export const causeDocUrl = (cause: string): string => `${CAUSES_DOC}#${cause}`;
+
 export const PHASES = ['dns', 'connect', 'tls', 'request', 'response'] as const;
 export type Phase = (typeof PHASES)[number];
 

@@ -5,8 +5,8 @@
 // target are probed together, so a dead address costs one timeout, not one each.
 // Steps are reported as they complete (for live output); the verdict is
 // decided from them afterwards, by pure code (verdict.ts).
-import net from 'node:net';
 import { interleaveFamilies } from '../upstream/address-book.ts';
+import { withExtraAddresses } from '../upstream/connector.ts';
 import { literalAddresses, type ResolvedAddress } from '../upstream/resolver.ts';
 import { probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
@@ -25,14 +25,8 @@ export interface ChecklistEvents {
  * The order a fresh sidecar tries a target's addresses in: the resolved ones,
  * then the extra ones, families interleaved (RFC 8305, as the connector races them).
  */
-function sidecarOrder(resolved: readonly ResolvedAddress[], target: TargetPlan): ResolvedAddress[] {
-  const out = [...resolved];
-  for (const extra of target.extraAddresses) {
-    if (!out.some((a) => a.address === extra))
-      out.push({ address: extra, family: net.isIPv6(extra) ? 6 : 4 });
-  }
-  return interleaveFamilies(out);
-}
+const sidecarOrder = (resolved: readonly ResolvedAddress[], target: TargetPlan): ResolvedAddress[] =>
+  interleaveFamilies(withExtraAddresses(resolved, target.extraAddresses));
 
 /** Runs every step of the checklist; resolves with all of them, in order. */
 export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Promise<Step[]> {

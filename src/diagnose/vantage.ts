@@ -3,11 +3,11 @@
 // *.svc.cluster.local nor, usually, reach Pod and Service IPs: its failure there
 // proves nothing about the origin, so the Origin's sidecars (their reports)
 // speak first, and this machine's result is shown as its own. Pure.
-import { CAUSES, isCause } from '../api/causes.ts';
+import { CAUSES, causeDocUrl, isCause } from '../api/causes.ts';
 import { statusFor } from '../upstream/classify.ts';
 import { clusterOnlyHost, type Plan } from './plan.ts';
 import type { Finding, SidecarView, Step, Verdict } from './schema.ts';
-import { docsLink, type ProbeOutcome } from './verdict.ts';
+import type { ProbeOutcome } from './verdict.ts';
 
 export interface Vantage {
   /** Running inside a pod of the cluster (KUBERNETES_SERVICE_HOST is set). */
@@ -89,7 +89,7 @@ function sidecarsFail(sidecars: SidecarView, probe: ProbeOutcome, blind: boolean
     summary: `${failingSummary(sidecars)}${second}`,
     fix: agree ? here.fix : (sidecars.hint ?? hint),
     evidence: [...podLines(sidecars), ...fromHere(here.evidence)],
-    docs: cause === null ? null : docsLink(cause),
+    docs: cause === null ? null : causeDocUrl(cause),
     source: 'sidecars',
     warnings: here.warnings,
   };

@@ -3,7 +3,7 @@
 // backup, up to the first connection), the cause it would report (its own
 // dominantAttempt), the status it would answer (its own statusFor), the evidence,
 // and what else is wrong without stopping traffic.
-import type { Cause, Phase } from '../api/causes.ts';
+import { type Cause, causeDocUrl, type Phase } from '../api/causes.ts';
 import { dominantAttempt, statusFor } from '../upstream/classify.ts';
 import { CONNECT_STAGGER_MS } from '../upstream/connector.ts';
 import type { Attempt } from '../upstream/failure.ts';
@@ -12,8 +12,6 @@ import type { Plan, TargetPlan } from './plan.ts';
 import type { Finding, Step, Verdict } from './schema.ts';
 
 /** Where each cause's row in docs/causes.md is. */
-export const CAUSES_DOC = 'https://github.com/originguard/originguard/blob/main/docs/causes.md';
-export const docsLink = (cause: string): string => `${CAUSES_DOC}#${cause}`;
 
 /** Certificates closer to their end than this are reported. */
 export const EXPIRY_WARNING_DAYS = 14;
@@ -109,7 +107,7 @@ function failureVerdict(plan: Plan, steps: readonly Step[], failed: Step, same: 
     summary,
     fix,
     evidence: evidenceFor(steps, failed, same),
-    docs: docsLink(cause),
+    docs: causeDocUrl(cause),
     source: 'probe',
     warnings: [],
   };

@@ -167,11 +167,19 @@ async function addressesOf(
         : new DnsError(errorCode(err) ?? 'EBADRESP', target.host, (err as Error).message);
     attempts.push(attemptOf(e, 'dns', target.host, target.port, index, started));
   }
-  for (const extra of target.extraAddresses) {
-    if (!addresses.some((a) => a.address === extra))
-      addresses.push({ address: extra, family: net.isIPv6(extra) ? 6 : 4 });
+  return withExtraAddresses(addresses, target.extraAddresses);
+}
+
+/** A target's addresses: the resolved ones, then its extra ones (spec.upstream.addresses) not among them. */
+export function withExtraAddresses(
+  resolved: readonly ResolvedAddress[],
+  extra: readonly string[],
+): ResolvedAddress[] {
+  const out = [...resolved];
+  for (const address of extra) {
+    if (!out.some((a) => a.address === address)) out.push({ address, family: net.isIPv6(address) ? 6 : 4 });
   }
-  return addresses;
+  return out;
 }
 
 /**

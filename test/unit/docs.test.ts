@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CAUSE_NAMES } from '../../src/api/causes.ts';
+import { CAUSE_NAMES, CAUSES_DOC, causeDocUrl } from '../../src/api/causes.ts';
 import { EXIT } from '../../src/diagnose/diagnosis.ts';
 import { Diagnosis, diagnosisJsonSchema, Verdict } from '../../src/diagnose/schema.ts';
-import { CAUSES_DOC, docsLink } from '../../src/diagnose/verdict.ts';
 import { statusFor } from '../../src/upstream/classify.ts';
 
 describe('documentation', () => {
@@ -12,7 +11,7 @@ describe('documentation', () => {
     const rows = [...doc.matchAll(/^\| `([a-z_]+)` <a id="([a-z_]+)"><\/a>/gm)];
     expect(rows.map((m) => m[2])).toEqual(rows.map((m) => m[1]));
     expect(rows.map((m) => m[1]).sort()).toEqual([...CAUSE_NAMES].sort());
-    for (const cause of CAUSE_NAMES) expect(docsLink(cause)).toBe(`${CAUSES_DOC}#${cause}`);
+    for (const cause of CAUSE_NAMES) expect(causeDocUrl(cause)).toBe(`${CAUSES_DOC}#${cause}`);
   });
 
   it.each(CAUSE_NAMES)(
