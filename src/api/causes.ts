@@ -91,6 +91,11 @@ export const CAUSES = {
     hint: "The origin answered with bytes that are not valid HTTP/1.1: check that the port serves HTTP (not TLS or another protocol) and the origin's response headers.",
     edgioStatus: 536,
   },
+  http_upgrade_failed: {
+    summary: 'The origin answered the protocol upgrade with something the client did not ask for.',
+    hint: "The origin answered 101 Switching Protocols without switching to a protocol the client offered (see the Upgrade headers): check the origin's WebSocket or upgrade handling.",
+    edgioStatus: 536,
+  },
   proxy_loop_detected: {
     summary: 'The request has already passed through this proxy: it loops.',
     hint: 'The request came back to the sidecar (CDN-Loop): check that upstream.host does not point back at the edge Service or its own pods.',

@@ -253,6 +253,10 @@ export const Timeouts = Type.Object(
       "How long an idle kept-alive connection to the origin is kept. Keep it below the origin's own idle timeout.",
       '4s',
     ),
+    streamIdle: duration(
+      'Longest silence allowed once a response has started: between two chunks of a response body (Server-Sent Events, long polling, streaming), and in an upgraded connection (WebSocket) in both directions at once. Past it the stream or tunnel is closed. Keep it above the interval of the keep-alives the application sends.',
+      '5m',
+    ),
   },
   { additionalProperties: false, description: 'Timeouts towards the origin.', default: {} },
 );
@@ -260,7 +264,29 @@ withRules(Timeouts, [
   durationBetween('connect', '1ms', '5m'),
   durationBetween('response', '1ms', '1h'),
   durationBetween('idle', '100ms', '10m'),
+  durationBetween('streamIdle', '1ms', '24h'),
 ]);
+
+/** An HTTP Upgrade protocol name (RFC 9110 §7.8): a token, optionally /version. */
+const PROTOCOL_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+(/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$";
+
+export const Upgrade = Type.Object(
+  {
+    protocols: Type.Optional(
+      Type.Array(Type.String({ pattern: PROTOCOL_PATTERN, minLength: 1, maxLength: 64 }), {
+        description:
+          'Upgrade protocols (the Upgrade request header, e.g. websocket) the sidecar tunnels to the origin, compared case-insensitively. Absent: every protocol except h2c. Empty: none. h2c (cleartext HTTP/2) is tunnelled only when listed: a client could use it to talk past the proxy.',
+        maxItems: 16,
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'Protocol upgrades (WebSocket and others): the origin answers first, and only its 101 turns the connection into a tunnel.',
+    default: {},
+  },
+);
 
 export const OutlierDetection = Type.Object(
   {
@@ -332,6 +358,7 @@ export const OriginSpec = Type.Object(
     ),
     upstream: Upstream,
     timeouts: Timeouts,
+    upgrade: Upgrade,
     outlierDetection: OutlierDetection,
     errorResponse: ErrorResponse,
   },
@@ -379,6 +406,7 @@ export type UpstreamTLS = Static<typeof UpstreamTLS>;
 export type Backup = Static<typeof Backup>;
 export type Upstream = Static<typeof Upstream>;
 export type Timeouts = Static<typeof Timeouts>;
+export type Upgrade = Static<typeof Upgrade>;
 export type OutlierDetection = Static<typeof OutlierDetection>;
 export type ErrorResponse = Static<typeof ErrorResponse>;
 export type StatusProfile = Static<typeof StatusProfile>;

@@ -10,6 +10,8 @@ export const POD_LABELS = 'OG_POD_LABELS';
 /** Failure codes of answers the proxy decides without an error: the origin is ejected, the request loops. */
 export const EJECTED = 'OG_EJECTED';
 export const CDN_LOOP = 'OG_CDN_LOOP';
+/** Failure code of a 101 that switched to a protocol the client did not offer (http_upgrade_failed). */
+export const UPGRADE_MISMATCH = 'OG_UPGRADE_MISMATCH';
 
 /** The client closed its connection: the upstream request is cancelled; nothing is the origin's fault. */
 export class ClientGoneError extends OriginguardError {

@@ -2,13 +2,15 @@
 // then stream the request to the origin through undici's dispatcher and the
 // response back, tracking the phase exactly: until undici starts writing the
 // request (onRequestStart) every failure is a connection failure (531); after it,
-// a failure before the response starts is the origin not answering (536).
+// a failure before the response starts is the origin not answering (536). Once
+// it has started, timeouts.streamIdle bounds each silence in the body. A
+// request to switch protocols (upgrade.ts) takes the same path to the origin.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
+import { type Duplex, Transform } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Phase } from '../api/causes.ts';
 import { classifyError, isConnectPhase } from '../upstream/classify.ts';
-import { ResponseTimeoutError, UpstreamConnectError } from '../upstream/errors.ts';
+import { ResponseTimeoutError, StreamIdleTimeoutError, UpstreamConnectError } from '../upstream/errors.ts';
 import type { Failure, RawError } from '../upstream/failure.ts';
 import { buildErrorResponse } from './error-response.ts';
 import { BodyTooLargeError, CDN_LOOP, ClientGoneError, EJECTED } from './errors.ts';
@@ -28,6 +30,24 @@ export interface ForwardEnv {
 }
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+
+/** A request that asks to switch protocols (Upgrade): what forward() needs from upgrade.ts. */
+export interface UpgradeRequest {
+  /** The Upgrade value to ask the origin for, from the client's offer and the Origin's policy; undefined: refuse. */
+  readonly select: (runtime: OriginRuntime) => string | undefined;
+  /** The client's Upgrade header, for the refusal's message. */
+  readonly offered: string;
+  /**
+   * The origin answered 101 with these raw headers: the tunnel takes the
+   * origin's socket from here. A failure means the switch was not acceptable.
+   */
+  readonly onSwitch: (
+    runtime: OriginRuntime,
+    requested: string,
+    rawHeaders: readonly (Buffer | string)[],
+    origin: Duplex,
+  ) => Failure | undefined;
+}
 
 /** Answers a request the proxy refuses before any origin is involved. */
 export function sendPlain(
@@ -59,6 +79,7 @@ interface RequestContext {
   readonly requestId: string;
   /** performance.now() when the request arrived. */
   readonly started: number;
+  upgrade?: { readonly request: UpgradeRequest; readonly protocol: string };
 }
 
 /** Answers the client with the failure's status, Proxy-Status and negotiated body. */
@@ -86,6 +107,14 @@ function limitBody(req: IncomingMessage, max: number): Transform {
   return counter;
 }
 
+/** The body to stream to the origin: none, the request itself, or a chunked one counted against the limit. */
+function requestBody(env: ForwardEnv, req: IncomingMessage): IncomingMessage | Transform | null {
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  if (!hasBody) return null;
+  return req.headers['content-length'] === undefined ? limitBody(req, env.maxBodyBytes) : req;
+}
+
 /**
  * Refuses what a reverse proxy must not forward. Returns true if the request was
  * answered. (CONNECT never gets here: the listener answers it.)
@@ -97,15 +126,6 @@ function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url:
       res,
       400,
       'Bad Request: absolute-form request targets are refused: originguard only forwards to its declared origin',
-    );
-    return true;
-  }
-  if (req.headers.upgrade !== undefined) {
-    env.clientError('upgrade');
-    sendPlain(
-      res,
-      501,
-      `Not Implemented: protocol upgrade to "${String(req.headers.upgrade).slice(0, 32)}" is not supported`,
     );
     return true;
   }
@@ -125,6 +145,7 @@ function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url:
  */
 function recordFailure(ctx: RequestContext, failure: Failure): void {
   const { res, runtime: rt } = ctx;
+  if (ctx.upgrade !== undefined) rt.metrics.upgrade('failed');
   let status: number;
   if (res.headersSent) {
     // The origin's status line is already out (and counted): all we can do is cut the body.
@@ -186,8 +207,35 @@ const immediateFailure = (
   ...(underlying === undefined ? {} : { underlying }),
 });
 
-/** Proxies one request. Never throws: every outcome is an answer to the client. */
-export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): void {
+/** Refuses an upgrade to protocols the Origin does not allow; returns the protocol to ask for otherwise. */
+function upgradeProtocol(
+  env: ForwardEnv,
+  runtime: OriginRuntime,
+  res: ServerResponse,
+  upgrade: UpgradeRequest,
+): string | undefined {
+  const protocol = upgrade.select(runtime);
+  if (protocol !== undefined) return protocol;
+  env.clientError('upgrade');
+  runtime.metrics.upgrade('not_allowed');
+  sendPlain(
+    res,
+    501,
+    `Not Implemented: protocol upgrade to "${upgrade.offered.slice(0, 64)}" is not allowed for this Origin (spec.upgrade.protocols)`,
+  );
+  return undefined;
+}
+
+/**
+ * Proxies one request. Never throws: every outcome is an answer to the client.
+ * With `upgrade`, the origin is asked to switch protocols, and only its 101 opens a tunnel.
+ */
+export function forward(
+  env: ForwardEnv,
+  req: IncomingMessage,
+  res: ServerResponse,
+  upgrade?: UpgradeRequest,
+): void {
   const started = performance.now();
   const incomingId = req.headers['x-request-id'];
   const requestId =
@@ -200,8 +248,11 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
   }
   const url = req.url ?? '/';
   if (refuse(env, req, res, url)) return;
+  const protocol = upgrade === undefined ? undefined : upgradeProtocol(env, runtime, res, upgrade);
+  if (upgrade !== undefined && protocol === undefined) return;
 
   const ctx: RequestContext = { env, req, res, runtime, requestId, started };
+  if (upgrade !== undefined && protocol !== undefined) ctx.upgrade = { request: upgrade, protocol };
   runtime.health.onRequest();
   const fwd = forwardRequestHeaders(req.rawHeaders, {
     clientAddress: req.socket.remoteAddress ?? 'unknown',
@@ -224,16 +275,19 @@ export function forward(env: ForwardEnv, req: IncomingMessage, res: ServerRespon
     return;
   }
 
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  const body = hasBody
-    ? req.headers['content-length'] === undefined
-      ? limitBody(req, env.maxBodyBytes)
-      : req
-    : null;
+  const body = requestBody(env, req);
   const handler = new ProxyHandler(ctx, admission.kind === 'trial');
   res.once('close', () => handler.onClientClose());
-  runtime.pool.dispatch({ method: req.method ?? 'GET', path: url, headers: fwd.headers, body }, handler);
+  runtime.pool.dispatch(
+    {
+      method: req.method ?? 'GET',
+      path: url,
+      headers: fwd.headers,
+      body,
+      ...(protocol === undefined ? {} : { upgrade: protocol }),
+    },
+    handler,
+  );
 }
 
 /** undici dispatch handler streaming the origin's answer to the client. */
@@ -241,6 +295,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #phase: Phase = 'connect';
   #controller: Dispatcher.DispatchController | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Stream idle: armed once the response started; the last chunk's time decides when it fires. */
+  #idleTimer: NodeJS.Timeout | undefined;
+  #lastChunk = 0;
+  /** Waiting for the client to read: a silence then is the client's, not the origin's. */
+  #paused = false;
   #clientGone = false;
   #finished = false;
   readonly #ctx: RequestContext;
@@ -279,31 +338,88 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return;
     clearTimeout(this.#timer);
     this.#phase = 'response';
-    const { res, runtime, env, started } = this.#ctx;
+    const { res, runtime, env } = this.#ctx;
     const raw = (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
     res.writeHead(statusCode, statusMessage || undefined, forwardResponseHeaders(raw, env.via));
+    // The origin declined the upgrade: its answer goes to the client, whose connection stays HTTP.
+    if (this.#ctx.upgrade !== undefined) runtime.metrics.upgrade('origin_refused');
+    this.#answered(statusCode);
+    this.#lastChunk = performance.now();
+    this.#armIdle(runtime.streamIdleMs);
+  }
+
+  onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    _headers: Record<string, string | string[]>,
+    socket: Duplex,
+  ): void {
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    this.#phase = 'response';
+    const { runtime, upgrade } = this.#ctx;
+    const raw = (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
+    // undici only calls this for a request sent with `upgrade`, so `upgrade` is set.
+    const failure = upgrade?.request.onSwitch(runtime, upgrade.protocol, raw, socket);
+    if (failure !== undefined) {
+      socket.destroy();
+      recordFailure(this.#ctx, failure);
+      return;
+    }
+    runtime.metrics.upgrade('switched');
+    this.#answered(statusCode);
+  }
+
+  /** The origin answered (a response or a 101): accounted once. */
+  #answered(statusCode: number): void {
+    const { runtime, started } = this.#ctx;
     runtime.metrics.requestDuration.observe((performance.now() - started) / 1000);
     runtime.metrics.answered(statusCode);
     runtime.health.onReachable();
   }
 
+  /** Fires streamIdleMs after the last chunk (re-armed lazily, so a chunk costs no timer work). */
+  #armIdle(ms: number): void {
+    const left = this.#lastChunk + ms - performance.now();
+    this.#idleTimer = setTimeout(
+      () => {
+        if (this.#finished) return;
+        if (this.#lastChunk + ms - performance.now() > 1) this.#armIdle(ms);
+        else if (this.#paused) {
+          // The client stopped reading: end its stream, counted as nothing of the origin's.
+          this.#ctx.res.destroy();
+          this.#controller?.abort(new ClientGoneError());
+        } else this.#controller?.abort(new StreamIdleTimeoutError(ms));
+      },
+      Math.max(1, left),
+    );
+  }
+
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const res = this.#ctx.res;
+    this.#lastChunk = performance.now();
     if (!res.write(chunk)) {
+      this.#paused = true;
       controller.pause();
-      res.once('drain', () => controller.resume());
+      res.once('drain', () => {
+        this.#paused = false;
+        this.#lastChunk = performance.now();
+        controller.resume();
+      });
     }
   }
 
   onResponseEnd(): void {
     this.#finished = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#idleTimer);
     this.#ctx.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.#finished = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#idleTimer);
     const { runtime } = this.#ctx;
     if (this.#clientGone || err instanceof ClientGoneError) {
       if (this.#trial && this.#phase === 'connect') runtime.outlier.onTrialAbandoned();

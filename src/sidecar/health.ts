@@ -122,8 +122,9 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
       time: new Date().toISOString(),
     };
     if (connectPhase && failure.underlying === undefined) this.#lastConnectFailure = failure;
-    // Only connection failures (and response timeouts) say the origin cannot be reached.
-    if (connectPhase || counted.cause === 'http_response_timeout') {
+    // Only connection failures and response timeouts say the origin cannot be reached; a
+    // stream that went silent after its response started came from a reachable origin.
+    if (connectPhase || (counted.cause === 'http_response_timeout' && counted.phase !== 'response')) {
       if (this.#state !== 'Unreachable' || this.#cause !== counted.cause)
         this.#set('Unreachable', counted.cause, counted.phase);
     }

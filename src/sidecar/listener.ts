@@ -1,10 +1,13 @@
 // One fastify server per listen port. Bodies are never parsed or buffered: the
 // request stream goes to undici as is. The routing table is swapped on reload
-// without touching connections or requests in flight.
+// without touching connections or requests in flight. Requests that ask to
+// switch protocols leave fastify through Node's 'upgrade' event (upgrade.ts).
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type ForwardEnv, forward } from './forward.ts';
 import type { OriginRuntime } from './origin-runtime.ts';
 import type { PortRoutes } from './router.ts';
+import type { TunnelSet } from './tunnel.ts';
+import { handleUpgrade, takesTunnelPath } from './upgrade.ts';
 
 export interface ClientLimits {
   /** Largest request header section, bytes (431 past it). */
@@ -22,8 +25,15 @@ export class Listener {
   readonly address: string;
   routes: PortRoutes<OriginRuntime> | undefined;
   readonly #app: FastifyInstance;
+  #closing = false;
 
-  constructor(port: number, address: string, limits: ClientLimits, env: Omit<ForwardEnv, 'routes'>) {
+  constructor(
+    port: number,
+    address: string,
+    limits: ClientLimits,
+    env: Omit<ForwardEnv, 'routes'>,
+    tunnels: TunnelSet,
+  ) {
     this.port = port;
     this.address = address;
     this.#app = Fastify({
@@ -32,6 +42,8 @@ export class Listener {
         maxHeaderSize: limits.maxHeaderBytes,
         // How often Node checks header/request timeouts (its default is 30 s).
         connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(limits.headersTimeoutMs / 4))),
+        // Requests that may become tunnels go to 'upgrade'; the rest are served as plain HTTP.
+        shouldUpgradeCallback: (req) => takesTunnelPath(req, this.routes),
       },
       requestTimeout: limits.requestTimeoutMs,
       keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -50,6 +62,13 @@ export class Listener {
       );
     });
     const fenv: ForwardEnv = { ...env, routes: () => this.routes };
+    const upgradeEnv = {
+      forward: fenv,
+      tunnels,
+      reinject: (socket: import('node:stream').Duplex) => server.emit('connection', socket),
+      closing: () => this.#closing,
+    };
+    server.on('upgrade', (req, socket, head) => handleUpgrade(upgradeEnv, req, socket, head));
     this.#app.removeAllContentTypeParsers();
     // Leave the body unread: forward() streams it to the origin.
     this.#app.addContentTypeParser('*', (_req, _payload, done) => done(null));
@@ -70,6 +89,7 @@ export class Listener {
 
   /** Stops accepting; resolves when requests in flight have finished. */
   async close(): Promise<void> {
+    this.#closing = true;
     await this.#app.close();
   }
 

@@ -59,16 +59,58 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  /** Open tunnels: their bytes are added to tunnelBytes at each scrape, not per chunk. */
+  readonly liveTunnels = new Set<{ flushBytes(): void }>();
+  readonly tunnelsOpen = new Gauge({
+    name: 'originguard_tunnels_open',
+    help: 'Upgraded connections (WebSocket and other protocols) open between a client and the origin.',
+    labelNames: ['origin'] as const,
+    registers: [this.registry],
+  });
+  readonly upgrades = new Counter({
+    name: 'originguard_upgrades_total',
+    help: 'Protocol upgrade requests, by result: switched (origin answered 101, tunnel opened), origin_refused (origin answered another status, passed to the client), failed (531/536 or http_upgrade_failed), not_allowed (protocol not in spec.upgrade.protocols, 501).',
+    labelNames: ['origin', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly tunnelBytes = new Counter({
+    name: 'originguard_tunnel_bytes_total',
+    help: 'Bytes carried through tunnels, by direction (client_to_origin, origin_to_client).',
+    labelNames: ['origin', 'direction'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const t of this.liveTunnels) t.flushBytes();
+    },
+  });
+  readonly tunnelIdleCloses = new Counter({
+    name: 'originguard_tunnel_idle_closes_total',
+    help: 'Tunnels closed because neither side sent anything for timeouts.streamIdle.',
+    labelNames: ['origin'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'originguard_' });
   }
 }
+
+/** What a tunnel updates, resolved once per origin. */
+export interface TunnelMetrics {
+  readonly open: Gauge.Internal<'origin'>;
+  readonly clientToOrigin: Counter.Internal;
+  readonly originToClient: Counter.Internal;
+  readonly idleCloses: Counter.Internal;
+  readonly live: Set<{ flushBytes(): void }>;
+}
+
+export type UpgradeResult = 'switched' | 'origin_refused' | 'failed' | 'not_allowed';
 
 /** Per-origin metric children, resolved once so the request path does no label hashing. */
 export class OriginMetrics {
   readonly #byClass: Counter.Internal[];
   readonly requestDuration: Histogram.Internal<'origin'>;
   readonly connectDuration: Histogram.Internal<'origin'>;
+  readonly tunnels: TunnelMetrics;
   readonly #metrics: SidecarMetrics;
   readonly #origin: string;
 
@@ -78,6 +120,13 @@ export class OriginMetrics {
     this.#byClass = ['1xx', '2xx', '3xx', '4xx', '5xx'].map((c) => metrics.requests.labels(origin, c));
     this.requestDuration = metrics.requestDuration.labels(origin);
     this.connectDuration = metrics.connectDuration.labels(origin);
+    this.tunnels = {
+      open: metrics.tunnelsOpen.labels(origin),
+      clientToOrigin: metrics.tunnelBytes.labels(origin, 'client_to_origin'),
+      originToClient: metrics.tunnelBytes.labels(origin, 'origin_to_client'),
+      idleCloses: metrics.tunnelIdleCloses.labels(origin),
+      live: metrics.liveTunnels,
+    };
   }
 
   answered(statusCode: number): void {
@@ -87,6 +136,10 @@ export class OriginMetrics {
 
   failed(cause: string, phase: string): void {
     this.#metrics.upstreamFailures.labels(this.#origin, cause, phase).inc();
+  }
+
+  upgrade(result: UpgradeResult): void {
+    this.#metrics.upgrades.labels(this.#origin, result).inc();
   }
 
   setEjected(ejected: boolean): void {

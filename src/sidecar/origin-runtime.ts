@@ -52,6 +52,10 @@ export class OriginRuntime implements Routable {
   readonly outlier: OutlierDetector;
   readonly errorOptions: Omit<ErrorResponseOptions, 'requestId'>;
   readonly responseTimeoutMs: number;
+  /** Longest silence inside a started response body or a tunnel (timeouts.streamIdle). */
+  readonly streamIdleMs: number;
+  /** spec.upgrade.protocols, lower case; undefined: every protocol but h2c. */
+  readonly upgradeProtocols: readonly string[] | undefined;
   readonly hostOverride: string | undefined;
   readonly defaultHost: string;
   readonly cdnId: string;
@@ -76,6 +80,8 @@ export class OriginRuntime implements Routable {
     // Loop detection must recognise every sidecar of this Origin, and only those.
     this.cdnId = `originguard-${createHash('sha256').update(this.key).digest('hex').slice(0, 12)}`;
     this.responseTimeoutMs = parseDuration(spec.timeouts.response);
+    this.streamIdleMs = parseDuration(spec.timeouts.streamIdle);
+    this.upgradeProtocols = spec.upgrade.protocols?.map((p) => p.toLowerCase());
     this.errorOptions = {
       profile: spec.errorResponse.statusProfile,
       retryAfterSeconds: Math.ceil(parseDuration(spec.errorResponse.retryAfter) / 1000),
@@ -122,8 +128,10 @@ export class OriginRuntime implements Routable {
       }),
       keepAliveTimeout: idleMs,
       keepAliveMaxTimeout: idleMs,
+      // Both are timed by the request path itself, to the millisecond: the response
+      // timeout until the first byte, then timeouts.streamIdle between body chunks.
       headersTimeout: 0,
-      bodyTimeout: this.responseTimeoutMs,
+      bodyTimeout: 0,
       pipelining: 1,
     });
   }

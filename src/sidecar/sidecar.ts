@@ -11,6 +11,7 @@ import { type ClientLimits, Listener } from './listener.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { OriginRuntime } from './origin-runtime.ts';
 import { buildRoutes, type RouteTable } from './router.ts';
+import { TunnelSet } from './tunnel.ts';
 
 export interface SidecarOptions {
   readonly logger: Logger;
@@ -41,6 +42,7 @@ export class Sidecar {
   readonly #runtimes = new Map<string, OriginRuntime>();
   readonly #health = new Map<string, OriginHealth>();
   readonly #listeners = new Map<number, Listener>();
+  readonly #tunnels = new TunnelSet();
   readonly #bootId = randomBytes(4).toString('hex');
   #counter = 0;
   #ready = false;
@@ -179,13 +181,19 @@ export class Sidecar {
   #newListener(port: number, address: string): Listener {
     const log = this.#opts.logger;
     const clientErrors = this.#opts.metrics.clientErrors;
-    return new Listener(port, address, this.#opts.limits, {
-      maxBodyBytes: this.#opts.maxBodyBytes,
-      via: '1.1 originguard',
-      logFailure: (entry, msg) => log.warn(entry, msg),
-      clientError: (reason) => clientErrors.labels(reason).inc(),
-      nextRequestId: () => `${this.#bootId}-${(++this.#counter).toString(36)}`,
-    });
+    return new Listener(
+      port,
+      address,
+      this.#opts.limits,
+      {
+        maxBodyBytes: this.#opts.maxBodyBytes,
+        via: '1.1 originguard',
+        logFailure: (entry, msg) => log.warn(entry, msg),
+        clientError: (reason) => clientErrors.labels(reason).inc(),
+        nextRequestId: () => `${this.#bootId}-${(++this.#counter).toString(36)}`,
+      },
+      this.#tunnels,
+    );
   }
 
   async #retire(listener: Listener): Promise<void> {
@@ -196,11 +204,14 @@ export class Sidecar {
     }
   }
 
-  /** Stops accepting, lets requests in flight finish within graceMs, then closes everything. */
+  /**
+   * Stops accepting, lets requests in flight and tunnels finish within graceMs,
+   * then closes everything: a WebSocket gets a Close 1001 (Going Away) first.
+   */
   async drain(graceMs: number): Promise<boolean> {
     this.#draining = true;
     const listeners = [...this.#listeners.values()];
-    const closing = Promise.all(listeners.map((l) => l.close()));
+    const closing = Promise.all([...listeners.map((l) => l.close()), this.#tunnels.closed()]);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       closing.then(() => false),
@@ -209,7 +220,10 @@ export class Sidecar {
       }),
     ]);
     clearTimeout(timer);
-    if (timedOut) for (const l of listeners) l.forceClose();
+    if (timedOut) {
+      for (const l of listeners) l.forceClose();
+      await this.#tunnels.goAway();
+    }
     await Promise.allSettled([...this.#runtimes.values()].map((r) => (timedOut ? r.destroy() : r.close())));
     this.#listeners.clear();
     return !timedOut;

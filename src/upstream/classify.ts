@@ -3,7 +3,7 @@
 // 536; the error code only refines the cause within that phase.
 import { CAUSES, type Cause, type Phase } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
-import { CONNECT_TIMEOUT, NO_ATTEMPT, RESPONSE_TIMEOUT } from './errors.ts';
+import { CONNECT_TIMEOUT, NO_ATTEMPT, RESPONSE_TIMEOUT, STREAM_IDLE_TIMEOUT } from './errors.ts';
 import type { Attempt, Classified, Failure, RawError } from './failure.ts';
 
 const DNS_RCODES = new Map<string, { cause: Cause; rcode?: string }>(
@@ -106,7 +106,7 @@ export function classifyError(err: RawError, phase: Phase): Omit<Classified, 'ph
       }
       return { ...base, cause: 'connection_terminated' };
     case 'response':
-      if (code === 'UND_ERR_BODY_TIMEOUT' || code === RESPONSE_TIMEOUT)
+      if (code === 'UND_ERR_BODY_TIMEOUT' || code === RESPONSE_TIMEOUT || code === STREAM_IDLE_TIMEOUT)
         return { ...base, cause: 'http_response_timeout' };
       if (code.startsWith('HPE_')) return { ...base, cause: 'http_protocol_error' };
       return { ...base, cause: 'http_response_incomplete' };

@@ -6,6 +6,7 @@ import type { Failure } from './failure.ts';
 
 export const CONNECT_TIMEOUT = 'OG_CONNECT_TIMEOUT';
 export const RESPONSE_TIMEOUT = 'OG_RESPONSE_TIMEOUT';
+export const STREAM_IDLE_TIMEOUT = 'OG_STREAM_IDLE_TIMEOUT';
 export const UPSTREAM_CONNECT = 'OG_UPSTREAM_CONNECT';
 export const ATTEMPT_FAILED = 'OG_ATTEMPT_FAILED';
 /** Failure code when no connection attempt could even be made (an Origin with nothing to try). */
@@ -21,11 +22,19 @@ export class ConnectTimeoutError extends OriginguardError {
   }
 }
 
-/** The origin took the request but sent no response (or, in a body, nothing) in time. */
+/** The origin took the request but sent no response in time. */
 export class ResponseTimeoutError extends OriginguardError {
   readonly code = RESPONSE_TIMEOUT;
   constructor(ms: number) {
     super(`no response from the origin within ${ms}ms`);
+  }
+}
+
+/** A response body the origin had started went silent for longer than timeouts.streamIdle. */
+export class StreamIdleTimeoutError extends OriginguardError {
+  readonly code = STREAM_IDLE_TIMEOUT;
+  constructor(ms: number) {
+    super(`the origin sent nothing for ${ms}ms in a response it had started`);
   }
 }
 

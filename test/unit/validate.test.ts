@@ -45,7 +45,12 @@ describe('validateOrigin', () => {
 
   it('fills in the defaults the API server fills in', () => {
     const r = validateOrigin(withChange((o) => delete o.spec.timeouts));
-    expect(r.ok && r.value.spec.timeouts).toEqual({ connect: '5s', response: '60s', idle: '4s' });
+    expect(r.ok && r.value.spec.timeouts).toEqual({
+      connect: '5s',
+      response: '60s',
+      idle: '4s',
+      streamIdle: '5m',
+    });
   });
 
   it.each(INVALID_ORIGINS)('refuses $name, naming the field and the fix', (entry) => {

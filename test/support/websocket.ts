@@ -1,0 +1,103 @@
+// Real WebSocket origins and clients (the ws library) for the tunnel tests: an
+// echo origin that negotiates subprotocols and permessage-deflate, and a client
+// that reports the HTTP answer when the server does not switch.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+
+export interface WsOrigin {
+  readonly port: number;
+  /** Server-side sockets, in connection order. */
+  readonly sockets: WebSocket[];
+  /** Requests that reached the HTTP server without upgrading (method, url, upgrade header). */
+  readonly plain: { method: string; url: string; upgrade: string | undefined }[];
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface WsOriginOptions {
+  /** Subprotocols the origin accepts, in its preference order. */
+  readonly protocols?: readonly string[];
+  /** Called for each accepted socket; the default echoes every message. */
+  readonly onConnection?: (ws: WebSocket) => void;
+}
+
+/** An HTTP server whose upgrades are WebSockets echoing every message (text stays text). */
+export async function startWsOrigin(opts: WsOriginOptions = {}): Promise<WsOrigin> {
+  const sockets: WebSocket[] = [];
+  const plain: WsOrigin['plain'] = [];
+  const wss = new WebSocketServer({
+    noServer: true,
+    perMessageDeflate: true,
+    maxPayload: 256 * 1024 * 1024,
+    handleProtocols: (offered) => opts.protocols?.find((p) => offered.has(p)) ?? false,
+  });
+  const server = http.createServer((req, res) => {
+    plain.push({ method: req.method ?? '', url: req.url ?? '', upgrade: req.headers.upgrade });
+    res.end(`plain ${req.url}\n`);
+  });
+  server.on('upgrade', (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.push(ws);
+      if (opts.onConnection) opts.onConnection(ws);
+      else ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sockets,
+    plain,
+    async [Symbol.asyncDispose]() {
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+export interface Refusal {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** Opens a WebSocket; resolves with it once open, or with the HTTP answer when there is no 101. */
+export function openWs(
+  url: string,
+  protocols: string[] = [],
+  options: WebSocket.ClientOptions = {},
+): Promise<WebSocket | Refusal> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...options });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    ws.once('error', reject);
+  });
+}
+
+/** Resolves with the next message (and whether it was binary). */
+export function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary: boolean }> {
+  return new Promise((resolve, reject) => {
+    ws.once('message', (data, binary) => resolve({ data: data as Buffer, binary }));
+    ws.once('error', reject);
+  });
+}
+
+/** Resolves with the close code and reason once the socket closes. */
+export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) resolve({ code: 1006, reason: '' });
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+}
+
+export const isRefusal = (x: WebSocket | Refusal): x is Refusal => !(x instanceof WebSocket);
+
+export { WebSocket };
