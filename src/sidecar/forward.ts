@@ -363,6 +363,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const failure = upgrade?.request.onSwitch(runtime, upgrade.protocol, raw, socket);
     if (failure !== undefined) {
       socket.destroy();
+      runtime.health.onReachable();
       recordFailure(this.#ctx, failure);
       return;
     }
