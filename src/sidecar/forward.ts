@@ -399,7 +399,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     const res = this.#ctx.res;
     this.#lastChunk = performance.now();
-    if (!res.write(chunk)) {
+    if (!res.write(chunk) && !this.#paused) {
       this.#paused = true;
       controller.pause();
       res.once('drain', () => {

@@ -7,7 +7,8 @@ import { type ForwardEnv, forward } from './forward.ts';
 import type { OriginRuntime } from './origin-runtime.ts';
 import type { PortRoutes } from './router.ts';
 import type { TunnelSet } from './tunnel.ts';
-import { handleUpgrade, takesTunnelPath } from './upgrade.ts';
+import { handleUpgrade } from './upgrade.ts';
+import { takesTunnelPath } from './upgrade-policy.ts';
 
 export interface ClientLimits {
   /** Largest request header section, bytes (431 past it). */

@@ -79,7 +79,10 @@ export class FrameBoundaries {
  * are masked (RFC 6455 §5.3), so the one toward the origin needs `maskKey`.
  */
 export function closeFrame(code: number, reason: string, maskKey?: Uint8Array): Buffer {
-  const text = Buffer.from(reason.slice(0, 100), 'utf8').subarray(0, 123);
+  // A control frame carries at most 125 bytes: the code and up to 123 of whole UTF-8 characters.
+  let cut = reason.slice(0, 123);
+  while (Buffer.byteLength(cut) > 123) cut = cut.slice(0, -1);
+  const text = Buffer.from(cut, 'utf8');
   const payload = Buffer.alloc(2 + text.length);
   payload.writeUInt16BE(code, 0);
   text.copy(payload, 2);

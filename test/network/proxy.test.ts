@@ -155,16 +155,6 @@ describe('what a reverse proxy must refuse', () => {
     expect(o.requests).toHaveLength(0);
   });
 
-  it('refuses protocol upgrades cleanly with 501', async () => {
-    await using o = await startHttpOrigin();
-    await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });
-    const res = await raw(
-      sc.port,
-      'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
-    );
-    expect(res).toMatch(/^HTTP\/1.1 501 /);
-  });
-
   it('answers 400 to a malformed request and 431 to oversized headers', async () => {
     await using o = await startHttpOrigin();
     await using sc = await startSidecar({ upstream: { host: '127.0.0.1', port: o.port } });

@@ -18,7 +18,7 @@ import {
   openWs,
   type Refusal,
   startWsOrigin,
-  type WebSocket,
+  WebSocket,
 } from '../support/websocket.ts';
 
 const wsUrl = (port: number, path = '/ws') => `ws://127.0.0.1:${port}${path}`;
