@@ -281,11 +281,11 @@ describe('failures after the request was sent answer 536', () => {
     expect(metrics).toContain('cause="http_response_incomplete",phase="response"} 1');
   });
 
-  it('cuts the client off when the body stalls past the response timeout, and counts http_response_timeout', async () => {
+  it('cuts the client off when the body stalls past timeouts.streamIdle, and counts http_response_timeout', async () => {
     await using o = await stallMidBody({ contentLength: 100_000, sentBytes: 1000 });
     await using sc = await startSidecar({
       upstream: { host: '127.0.0.1', port: o.port },
-      timeouts: { response: '1s' },
+      timeouts: { response: '300ms', streamIdle: '1s' },
     });
     const r = await request(`${sc.url}/big`);
     expect(r.statusCode).toBe(200);
