@@ -1,5 +1,6 @@
 // originguard benchmark: direct, nginx, @fastify/http-proxy and originguard side by side on
-// loopback against the same origin, plus originguard's time-to-531. See bench/README.md.
+// loopback against the same origin, plus originguard's time-to-531, and WebSocket tunnels
+// through nginx and originguard. See bench/README.md.
 //
 //   npm run bench                      (builds dist/, then runs this)
 //   node bench/run.ts --help
@@ -44,6 +45,7 @@ import {
   startSubject,
 } from './lib/subjects.ts';
 import { ensureTools } from './lib/tools.ts';
+import { type WsPathResult, websocketBench } from './lib/websocket.ts';
 import { runWrk } from './lib/wrk.ts';
 
 const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ first)
@@ -55,6 +57,10 @@ const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ f
   --rate R            fixed request rate (default 2000)
   --only LIST         comma list of: direct,nginx,fastify-http-proxy,originguard (default all)
   --no-failures       skip originguard's time-to-531 scenarios
+  --no-websocket      skip the WebSocket tunnel bench
+  --websocket-only    run only the WebSocket tunnel bench
+  --ws-connections N  WebSocket connections at saturation (default 50)
+  --ws-tunnels N      idle tunnels held open for the memory measure (default 1000)
   --origin KIND       nginx (default) or node
   --originguard-cli P the built originguard CLI (default: dist/originguard.mjs)
   --no-install        do not apt-get install missing nginx/wrk, only say how
@@ -76,6 +82,10 @@ const { values: opt } = parseArgs({
     rate: { type: 'string', default: '2000' },
     only: { type: 'string', default: SUBJECTS.map((s) => s.id).join(',') },
     'no-failures': { type: 'boolean', default: false },
+    'no-websocket': { type: 'boolean', default: false },
+    'websocket-only': { type: 'boolean', default: false },
+    'ws-connections': { type: 'string', default: '50' },
+    'ws-tunnels': { type: 'string', default: '1000' },
     origin: { type: 'string', default: 'nginx' },
     'originguard-cli': { type: 'string' },
     'no-install': { type: 'boolean', default: false },
@@ -312,6 +322,16 @@ function warningsFor(subjects: readonly SubjectResult[], pinned: boolean): strin
   return w;
 }
 
+function wsWarnings(paths: readonly WsPathResult[], pinned: boolean): string[] {
+  return paths.flatMap((p) =>
+    p.id !== 'direct' && pinned && p.saturation && p.saturation.proxyCores < 0.85
+      ? [
+          `WebSocket, ${p.label}: the proxy used only ${p.saturation.proxyCores} of its core at saturation: the load side (CPU 0) may be what limits it`,
+        ]
+      : [],
+  );
+}
+
 async function main(): Promise<number> {
   if (opt.help) {
     process.stdout.write(HELP);
@@ -326,7 +346,7 @@ async function main(): Promise<number> {
   const only = new Set(opt.only.split(','));
   const unknown = [...only].filter((o) => !SUBJECTS.some((s) => s.id === o));
   if (unknown.length > 0) throw new Error(`--only: unknown ${unknown.join(', ')}`);
-  const needNginx = opt.origin !== 'node' || only.has('nginx');
+  const needNginx = opt.origin !== 'node' || only.has('nginx') || !opt['no-websocket'];
   let tools: ReturnType<typeof ensureTools>;
   try {
     tools = ensureTools(['taskset', 'wrk', ...(needNginx ? ['nginx'] : [])], !opt['no-install']);
@@ -347,12 +367,28 @@ async function main(): Promise<number> {
   const loadavgStart = loadavg().map((v) => Math.round(v * 100) / 100);
   const subjects: SubjectResult[] = [];
   let failures: ScenarioResult[] = [];
+  let websocket: WsPathResult[] = [];
   try {
-    await startOrigin(ctx, opt.origin);
-    subjects.push(...(await measurePaths(ctx, only)));
-    if (!opt['no-failures']) {
-      const og = subjects.find((s) => s.id === 'originguard');
-      failures = await failureScenarios(ctx, og ? og.skipped : 'not selected (--only)');
+    if (!opt['websocket-only']) {
+      await startOrigin(ctx, opt.origin);
+      subjects.push(...(await measurePaths(ctx, only)));
+      if (!opt['no-failures']) {
+        const og = subjects.find((s) => s.id === 'originguard');
+        failures = await failureScenarios(ctx, og ? og.skipped : 'not selected (--only)');
+      }
+    }
+    if (!opt['no-websocket']) {
+      websocket = await websocketBench(
+        ctx,
+        {
+          rounds: Number(opt.rounds),
+          durationS: Number(opt.duration),
+          warmupS: Number(opt.warmup),
+          connections: Number(opt['ws-connections']),
+          idleTunnels: Number(opt['ws-tunnels']),
+        },
+        log,
+      );
     }
   } finally {
     await stopAll();
@@ -382,11 +418,14 @@ async function main(): Promise<number> {
       'wrk connections': Number(opt.connections),
       'fixed rate req/s': Number(opt.rate),
       'fixed-rate connections': FIXED_RATE_CONNECTIONS,
+      'ws connections': Number(opt['ws-connections']),
+      'ws idle tunnels': Number(opt['ws-tunnels']),
     },
     subjects,
     failures,
-    targets: computeTargets(subjects, failures),
-    warnings: warningsFor(subjects, pinning.enabled),
+    websocket,
+    targets: computeTargets(subjects, failures, websocket),
+    warnings: [...warningsFor(subjects, pinning.enabled), ...wsWarnings(websocket, pinning.enabled)],
   };
   const outDir = resolve(root, opt.out);
   mkdirSync(outDir, { recursive: true });

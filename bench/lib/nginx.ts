@@ -1,5 +1,6 @@
-// nginx configurations for the two roles it plays in the bench: the origin (a fixed 18-byte
-// answer, no file I/O) and the reverse proxy under test (keep-alive upstream pool).
+// nginx configurations for the roles it plays in the bench: the origin (a fixed 18-byte
+// answer, no file I/O), the reverse proxy under test (keep-alive upstream pool), and the
+// WebSocket proxy under test (upgrades passed on).
 // Both run in the foreground with one worker, everything under the bench's temporary directory.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -59,6 +60,31 @@ export function nginxProxy(dir: string, port: number, upstreamPort: number): str
 }
 `;
   return write(dir, 'proxy', conf);
+}
+
+/** nginx as a WebSocket reverse proxy, configured for upgrades as its documentation says. */
+export function nginxWsProxy(dir: string, port: number, upstreamPort: number): string[] {
+  const conf = `${common(dir, 'ws-proxy')}
+  map $http_upgrade $connection_upgrade {
+    default upgrade;
+    '' close;
+  }
+  upstream ws_origin {
+    server 127.0.0.1:${upstreamPort};
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://ws_origin;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+`;
+  return write(dir, 'ws-proxy', conf);
 }
 
 function write(dir: string, name: string, conf: string): string[] {

@@ -3,6 +3,7 @@
 import type { ScenarioResult } from './failures.ts';
 import type { FixedRateResult } from './fixed-rate.ts';
 import type { SubjectId } from './subjects.ts';
+import type { WsPathResult } from './websocket.ts';
 import type { WrkResult } from './wrk.ts';
 
 export interface SubjectResult {
@@ -46,6 +47,7 @@ export interface Results {
   settings: Record<string, string | number>;
   subjects: SubjectResult[];
   failures: ScenarioResult[];
+  websocket: WsPathResult[];
   targets: Target[];
   warnings: string[];
 }
@@ -61,6 +63,7 @@ const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–
 export function computeTargets(
   subjects: readonly SubjectResult[],
   failures: readonly ScenarioResult[],
+  websocket: readonly WsPathResult[] = [],
 ): Target[] {
   const by = (id: SubjectId) => subjects.find((s) => s.id === id && !s.skipped);
   const og = by('originguard');
@@ -124,7 +127,78 @@ export function computeTargets(
     value: ct?.delta ? `+${ms(ct.delta.first)} (status ${Object.keys(ct.statuses ?? {}).join(',')})` : '–',
     ...(ct?.delta ? { met: ct.delta.first <= 5 && all531(ct) } : {}),
   });
-  return t;
+  return [...t, ...wsTargets(websocket)];
+}
+
+/** Targets of issue 14: WebSocket messages per second against nginx, memory per idle tunnel. */
+function wsTargets(websocket: readonly WsPathResult[]): Target[] {
+  if (websocket.length === 0) return [];
+  const og = websocket.find((p) => p.id === 'originguard' && !p.skipped);
+  const ng = websocket.find((p) => p.id === 'nginx' && !p.skipped);
+  const a = og?.saturation?.messagesPerSec;
+  const b = ng?.saturation?.messagesPerSec;
+  const r = a !== undefined && b ? a / b : undefined;
+  const kb = og?.idle?.perTunnelKb;
+  return [
+    {
+      name: 'WebSocket messages/s vs nginx',
+      goal: '≥ 0.8×',
+      value: r === undefined ? '–' : `${f(r)}× (${a} / ${b} msg/s)`,
+      ...(r === undefined ? {} : { met: r >= 0.8 }),
+    },
+    {
+      name: 'memory per idle tunnel',
+      goal: '≤ 20 KB',
+      value:
+        kb === undefined
+          ? '–'
+          : `${f(kb, 1)} KB (${og?.idle?.tunnels} tunnels, nginx ${f(ng?.idle?.perTunnelKb, 1)} KB)`,
+      ...(kb === undefined ? {} : { met: kb <= 20 }),
+    },
+  ];
+}
+
+function wsRows(paths: readonly WsPathResult[]): string[][] {
+  const head = [
+    'websocket path',
+    'msg/s',
+    'sat RTT p50',
+    'sat RTT p99',
+    '1-conn RTT p50',
+    '1-conn RTT p99',
+    'proxy CPU',
+    'idle tunnels',
+    'RSS before → after',
+    'per tunnel',
+  ];
+  const rows = paths.map((p) => {
+    if (p.skipped) return [p.label, `skipped: ${p.skipped.split('\n')[0]?.slice(0, 100)}`];
+    const s = p.saturation;
+    const l = p.latency;
+    const i = p.idle;
+    return [
+      p.label,
+      s ? String(s.messagesPerSec) : '–',
+      ms(s?.rttMs.p50),
+      ms(s?.rttMs.p99),
+      ms(l?.rttMs.p50),
+      ms(l?.rttMs.p99),
+      s && p.id !== 'direct' ? `${f(s.proxyCores)} cores` : '–',
+      i ? String(i.tunnels) : '–',
+      i ? `${f(i.rssBeforeMb, 1)} → ${f(i.rssAfterMb, 1)} MB` : '–',
+      i ? `${f(i.perTunnelKb, 1)} KB` : '–',
+    ];
+  });
+  return [head, ...rows];
+}
+
+function wsRoundLines(paths: readonly WsPathResult[]): string[] {
+  return paths
+    .filter((p) => p.rounds && p.rounds.messagesPerSec.length > 1)
+    .map(
+      (p) =>
+        `websocket ${p.label}: msg/s ${p.rounds?.messagesPerSec.join(' / ')}; 1-conn RTT p99 ${p.rounds?.latencyP99Ms.map((v) => f(v, 3)).join(' / ')} ms`,
+    );
 }
 
 function table(rows: string[][]): string {
@@ -226,6 +300,9 @@ export function consoleReport(r: Results): string {
     table(subjectRows(r.subjects)),
     ...roundLines(r.subjects).map((l) => `  rounds, ${l}`),
     ...(r.failures.length > 0 ? ['', table(failureRows(r.failures))] : []),
+    ...(r.websocket.length > 0
+      ? ['', table(wsRows(r.websocket)), ...wsRoundLines(r.websocket).map((l) => `  rounds, ${l}`)]
+      : []),
     '',
     table(targets),
     ...(r.warnings.length > 0 ? ['', ...r.warnings.map((w) => `warning: ${w}`)] : []),
@@ -282,5 +359,19 @@ ${roundLines(r.subjects)
 ${r.failures.length > 0 ? mdTable(failureRows(r.failures)) : 'Not run (--no-failures).'}
 
 ${[...firsts, ...notes].join('\n')}
+
+## WebSocket tunnels
+
+${
+  r.websocket.length > 0
+    ? `Origin: \`bench/servers/ws-echo-origin.ts\` (handshake, then echoes bytes). Load: \`bench/lib/ws-load.ts\`, 64-byte masked text frames, one in flight per connection; "1-conn" is a single connection. Idle tunnels: RSS of the proxy's process group with that many tunnels held open, against before.
+
+${mdTable(wsRows(r.websocket))}
+
+${wsRoundLines(r.websocket)
+  .map((l) => `- ${l}`)
+  .join('\n')}`
+    : 'Not run (--no-websocket).'
+}
 ${r.warnings.length > 0 ? `\n## Warnings\n\n${r.warnings.map((w) => `- ${w}`).join('\n')}\n` : ''}`;
 }

@@ -4,7 +4,8 @@
 // resetting closes or resets the other; timeouts.streamIdle closes a tunnel
 // silent both ways. At shutdown a WebSocket gets a Close frame 1001 (Going
 // Away) each way, put between two frames, so clients reconnect elsewhere.
-
+// Memory per tunnel is a few small objects: the listeners are shared functions
+// that find their tunnel on the socket, not closures made per tunnel.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { TunnelMetrics } from './metrics.ts';
@@ -16,6 +17,13 @@ const CLOSE_FLUSH_MS = 2000;
 /** Errors that say the peer reset its connection: passed on as a reset, not a clean close. */
 const RESETS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
+/** On each socket: the direction it sends into (it is that direction's `from`). */
+const OUT = Symbol('originguard.tunnel.out');
+/** On each socket: the direction it receives from (it is that direction's `to`). */
+const IN = Symbol('originguard.tunnel.in');
+
+type TunnelSocket = Duplex & { [OUT]: Direction; [IN]: Direction };
+
 export interface TunnelOptions {
   readonly client: Duplex;
   readonly origin: Duplex;
@@ -25,12 +33,15 @@ export interface TunnelOptions {
   readonly websocket: boolean;
   readonly idleMs: number;
   readonly metrics: TunnelMetrics;
+  /** Told once both sockets are closed. */
+  readonly onClosed: (t: Tunnel) => void;
 }
 
 /** One direction of a tunnel: from one socket to the other. */
 class Direction {
   bytes = 0;
   flushed = 0;
+  readonly tunnel: Tunnel;
   readonly from: Duplex;
   readonly to: Duplex;
   readonly frames: FrameBoundaries | undefined;
@@ -38,7 +49,8 @@ class Direction {
   #pendingClose: Buffer | undefined;
   sealed = false;
 
-  constructor(from: Duplex, to: Duplex, websocket: boolean) {
+  constructor(tunnel: Tunnel, from: Duplex, to: Duplex, websocket: boolean) {
+    this.tunnel = tunnel;
     this.from = from;
     this.to = to;
     this.frames = websocket ? new FrameBoundaries() : undefined;
@@ -85,52 +97,83 @@ class Direction {
   }
 }
 
+function onData(this: TunnelSocket, chunk: Buffer): void {
+  const d = this[OUT];
+  d.tunnel.lastActivity = performance.now();
+  d.carry(chunk);
+}
+
+function onDrain(this: TunnelSocket): void {
+  this[IN].from.resume();
+}
+
+/** A half-close is passed on; the other direction may go on. */
+function onEnd(this: TunnelSocket): void {
+  this[OUT].to.end();
+}
+
+function onError(this: TunnelSocket, err: NodeJS.ErrnoException): void {
+  const other = this[OUT].to;
+  if (other.destroyed) return;
+  const reset = (other as { resetAndDestroy?: () => void }).resetAndDestroy;
+  if (err.code !== undefined && RESETS.has(err.code) && reset !== undefined) reset.call(other);
+  else other.destroy();
+}
+
+function onClose(this: TunnelSocket): void {
+  this[OUT].tunnel.sideClosed(this[OUT].to);
+}
+
+function onIdleTimer(t: Tunnel): void {
+  t.checkIdle();
+}
+
+/** Ends a socket once what was written is flushed, and destroys it after a bound whatever happens. */
+function endSoon(s: Duplex): void {
+  if (s.destroyed) return;
+  s.end(() => s.destroy());
+  setTimeout(() => s.destroy(), CLOSE_FLUSH_MS).unref();
+}
+
 export class Tunnel {
+  /** performance.now() of the last bytes either way. */
+  lastActivity = performance.now();
   readonly #client: Duplex;
   readonly #origin: Duplex;
   readonly #up: Direction;
   readonly #down: Direction;
   readonly #metrics: TunnelMetrics;
   readonly #idleMs: number;
+  readonly #onClosed: (t: Tunnel) => void;
   #idleTimer: NodeJS.Timeout | undefined;
-  #lastActivity = performance.now();
   #closed = false;
-  readonly #done: Promise<void>;
-  #resolveDone: () => void = () => {};
 
   constructor(o: TunnelOptions) {
     this.#client = o.client;
     this.#origin = o.origin;
     this.#metrics = o.metrics;
     this.#idleMs = o.idleMs;
-    this.#up = new Direction(o.client, o.origin, o.websocket);
-    this.#down = new Direction(o.origin, o.client, o.websocket);
-    this.#done = new Promise((resolve) => {
-      this.#resolveDone = resolve;
-    });
+    this.#onClosed = o.onClosed;
+    this.#up = new Direction(this, o.client, o.origin, o.websocket);
+    this.#down = new Direction(this, o.origin, o.client, o.websocket);
     o.metrics.open.inc();
     o.metrics.live.add(this);
     for (const d of [this.#up, this.#down]) {
-      d.from.on('data', (chunk: Buffer) => {
-        this.#lastActivity = performance.now();
-        d.carry(chunk);
-      });
-      d.to.on('drain', () => d.from.resume());
-      // A half-close is passed on; the other direction may go on.
-      d.from.on('end', () => d.to.end());
-      d.from.on('error', (err: NodeJS.ErrnoException) => this.#onError(d.to, err));
-      d.from.on('close', () => this.#onClose(d.to));
+      const from = d.from as TunnelSocket;
+      from[OUT] = d;
+      (d.to as TunnelSocket)[IN] = d;
+      from.on('data', onData);
+      from.on('drain', onDrain);
+      from.on('end', onEnd);
+      from.on('error', onError);
+      from.on('close', onClose);
     }
     (o.client as { setTimeout?: (ms: number) => void }).setTimeout?.(0);
     (o.client as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     if (o.head.length > 0) this.#up.carry(o.head);
     this.#armIdle();
-    if (o.client.destroyed || o.origin.destroyed) this.#onClose(o.client.destroyed ? o.origin : o.client);
-  }
-
-  /** Resolves once both sockets are closed. */
-  get done(): Promise<void> {
-    return this.#done;
+    if (o.client.destroyed) this.sideClosed(o.origin);
+    if (o.origin.destroyed) this.sideClosed(o.client);
   }
 
   /** Adds the bytes carried since the last call to the counters (at each scrape and at the end). */
@@ -153,70 +196,69 @@ export class Tunnel {
     }
     this.#down.closeWith(closeFrame(GOING_AWAY, 'proxy shutting down'));
     this.#up.closeWith(closeFrame(GOING_AWAY, 'proxy shutting down', randomBytes(4)));
-    // An origin stalled in the middle of a frame cannot hold the shutdown.
+    // Ends both once each Close is out; an origin stalled mid-frame cannot hold the shutdown.
+    const started = performance.now();
     const check = setInterval(() => {
-      if (this.#closed) clearInterval(check);
-      else if (this.#down.sealed && this.#up.sealed) {
+      const sealed = this.#down.sealed && this.#up.sealed;
+      if (this.#closed || sealed || performance.now() - started > CLOSE_FLUSH_MS) {
         clearInterval(check);
         this.#endBoth();
       }
     }, 10);
-    setTimeout(() => {
-      clearInterval(check);
-      this.#endBoth();
-    }, CLOSE_FLUSH_MS).unref();
   }
 
-  #armIdle(): void {
-    const left = this.#lastActivity + this.#idleMs - performance.now();
-    this.#idleTimer = setTimeout(
-      () => {
-        if (this.#closed) return;
-        if (this.#lastActivity + this.#idleMs - performance.now() > 1) this.#armIdle();
-        else {
-          this.#metrics.idleCloses.inc();
-          this.#endBoth();
-        }
-      },
-      Math.max(1, left),
-    );
-  }
-
-  /** Ends both sockets once what was written is flushed, and destroys them after a bound. */
-  #endBoth(): void {
-    for (const s of [this.#client, this.#origin]) {
-      if (s.destroyed) continue;
-      s.end(() => s.destroy());
-      setTimeout(() => s.destroy(), CLOSE_FLUSH_MS).unref();
+  /** The idle timer fired: closes a tunnel silent both ways, else waits for the rest of the interval. */
+  checkIdle(): void {
+    if (this.#closed) return;
+    if (this.lastActivity + this.#idleMs - performance.now() > 1) {
+      this.#armIdle();
+      return;
     }
+    this.#metrics.idleCloses.inc();
+    this.#endBoth();
   }
 
-  #onError(other: Duplex, err: NodeJS.ErrnoException): void {
-    if (other.destroyed) return;
-    const reset = (other as { resetAndDestroy?: () => void }).resetAndDestroy;
-    if (err.code !== undefined && RESETS.has(err.code) && reset !== undefined) reset.call(other);
-    else other.destroy();
+  /** Fires idleMs after the last bytes; re-armed lazily, so a chunk costs no timer work. */
+  #armIdle(): void {
+    const left = this.lastActivity + this.#idleMs - performance.now();
+    this.#idleTimer = setTimeout(onIdleTimer, Math.max(1, left), this);
   }
 
-  #onClose(other: Duplex): void {
-    if (!other.destroyed) other.end(() => other.destroy());
+  #endBoth(): void {
+    endSoon(this.#client);
+    endSoon(this.#origin);
+  }
+
+  /** One socket closed: the other is ended; once both are closed the tunnel is done. */
+  sideClosed(other: Duplex): void {
+    endSoon(other);
     if (!(this.#client.destroyed && this.#origin.destroyed) || this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#idleTimer);
     this.flushBytes();
     this.#metrics.live.delete(this);
     this.#metrics.open.dec();
-    this.#resolveDone();
+    this.#onClosed(this);
   }
 }
 
 /** The open tunnels of a sidecar, for shutdown. */
 export class TunnelSet {
   readonly #open = new Set<Tunnel>();
+  #waiters: (() => void)[] = [];
 
-  add(t: Tunnel): void {
-    this.#open.add(t);
-    void t.done.then(() => this.#open.delete(t));
+  /** Opens a tunnel and keeps it until both its sockets are closed. */
+  open(o: Omit<TunnelOptions, 'onClosed'>): Tunnel {
+    const t = new Tunnel({ ...o, onClosed: (closed) => this.#closed(closed) });
+    if (!(o.client.destroyed && o.origin.destroyed)) this.#open.add(t);
+    return t;
+  }
+
+  #closed(t: Tunnel): void {
+    this.#open.delete(t);
+    if (this.#open.size > 0) return;
+    for (const w of this.#waiters) w();
+    this.#waiters = [];
   }
 
   get size(): number {
@@ -224,13 +266,14 @@ export class TunnelSet {
   }
 
   /** Resolves when no tunnel is open. */
-  async closed(): Promise<void> {
-    while (this.#open.size > 0) await Promise.all([...this.#open].map((t) => t.done));
+  closed(): Promise<void> {
+    if (this.#open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
   /** Sends every tunnel away (see Tunnel.goAway) and resolves once all are closed. */
-  async goAway(): Promise<void> {
+  goAway(): Promise<void> {
     for (const t of this.#open) t.goAway();
-    await this.closed();
+    return this.closed();
   }
 }

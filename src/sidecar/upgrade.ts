@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { UPGRADE_MISMATCH } from './errors.ts';
 import { type ForwardEnv, forward } from './forward.ts';
 import { forwardResponseHeaders } from './headers.ts';
-import { Tunnel, type TunnelSet } from './tunnel.ts';
+import type { TunnelSet } from './tunnel.ts';
 import { isWebSocket, offeredProtocols, selectProtocols, switchedTo } from './upgrade-policy.ts';
 
 function headerValue(raw: readonly (Buffer | string)[], name: string): string | undefined {
@@ -37,10 +37,15 @@ export interface UpgradeEnv {
   readonly closing: () => boolean;
 }
 
+/** Not a closure: one would keep the whole request (its context) alive as long as the tunnel. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 /** Node's 'upgrade' event: the request waits for the origin's answer, and only a 101 opens a tunnel. */
 export function handleUpgrade(env: UpgradeEnv, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   // Node removed its own listeners: a reset before the answer must not crash the process.
-  socket.on('error', () => socket.destroy());
+  socket.on('error', destroyOnError);
   const res = new ServerResponse(req);
   res.assignSocket(socket as Socket);
   let switched = false;
@@ -78,8 +83,9 @@ export function handleUpgrade(env: UpgradeEnv, req: IncomingMessage, socket: Dup
       }
       switched = true;
       res.detachSocket(socket as Socket);
+      socket.off('error', destroyOnError);
       socket.write(switchingHead(raw, answered as string, env.forward.via));
-      const tunnel = new Tunnel({
+      env.tunnels.open({
         client: socket,
         origin,
         head,
@@ -87,7 +93,6 @@ export function handleUpgrade(env: UpgradeEnv, req: IncomingMessage, socket: Dup
         idleMs: runtime.streamIdleMs,
         metrics: runtime.metrics.tunnels,
       });
-      env.tunnels.add(tunnel);
       return undefined;
     },
   });
