@@ -167,6 +167,7 @@ function wsRows(paths: readonly WsPathResult[]): string[][] {
     '1-conn RTT p50',
     '1-conn RTT p99',
     'proxy CPU',
+    'CPU per msg',
     'idle tunnels',
     'RSS before → after',
     'per tunnel',
@@ -184,6 +185,10 @@ function wsRows(paths: readonly WsPathResult[]): string[][] {
       ms(l?.rttMs.p50),
       ms(l?.rttMs.p99),
       s && p.id !== 'direct' ? `${f(s.proxyCores)} cores` : '–',
+      // Proxy CPU time per message echoed: the cost that matters when the load side is the limit.
+      s && p.id !== 'direct' && s.messagesPerSec > 0
+        ? `${f((s.proxyCores / s.messagesPerSec) * 1e6, 1)} µs`
+        : '–',
       i ? String(i.tunnels) : '–',
       i ? `${f(i.rssBeforeMb, 1)} → ${f(i.rssAfterMb, 1)} MB` : '–',
       i ? `${f(i.perTunnelKb, 1)} KB` : '–',
@@ -364,7 +369,7 @@ ${[...firsts, ...notes].join('\n')}
 
 ${
   r.websocket.length > 0
-    ? `Origin: \`bench/servers/ws-echo-origin.ts\` (handshake, then echoes bytes). Load: \`bench/lib/ws-load.ts\`, 64-byte masked text frames, one in flight per connection; "1-conn" is a single connection. Idle tunnels: RSS of the proxy's process group with that many tunnels held open, against before.
+    ? `Origin: \`bench/servers/ws-echo-origin.ts\` (handshake, then echoes bytes). Load: \`bench/lib/ws-load.ts\`, 64-byte masked text frames, one in flight per connection; "1-conn" is a single connection. Idle tunnels: RSS of the proxy's process group with that many tunnels held open, against before. "CPU per msg": the proxy's CPU time per message echoed at saturation; while the proxy uses less than its core, the load side (CPU 0) limits msg/s and this column is the fairer comparison.
 
 ${mdTable(wsRows(r.websocket))}
 

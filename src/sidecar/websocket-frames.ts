@@ -44,6 +44,14 @@ export class FrameBoundaries {
         i += take;
         continue;
       }
+      if (this.#header.length === 0) {
+        // The usual case: a whole header in this chunk, read in place.
+        const read = this.#headerAt(chunk, i);
+        if (read > 0) {
+          i += read;
+          continue;
+        }
+      }
       this.#header.push(chunk[i] as number);
       i++;
       this.#tryHeader();
@@ -53,24 +61,26 @@ export class FrameBoundaries {
 
   /** Completes the pending header once all its bytes are in, then counts its payload. */
   #tryHeader(): void {
-    const h = this.#header;
-    if (h.length < 2) return;
-    const b0 = h[0] as number;
-    const b1 = h[1] as number;
+    if (this.#headerAt(this.#header, 0) > 0) this.#header = [];
+  }
+
+  /** Reads a frame header at `i` if all of it is in `bytes`; returns its size, or 0. */
+  #headerAt(bytes: ArrayLike<number>, i: number): number {
+    if (bytes.length - i < 2) return 0;
+    const b1 = bytes[i + 1] as number;
     const len7 = b1 & 0x7f;
     const extended = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
-    const masked = (b1 & 0x80) !== 0;
-    const size = 2 + extended + (masked ? 4 : 0);
-    if (h.length < size) return;
+    const size = 2 + extended + ((b1 & 0x80) !== 0 ? 4 : 0);
+    if (bytes.length - i < size) return 0;
     let payload = len7;
     if (extended > 0) {
       payload = 0;
       // Up to 2^53: a frame that large never completes anyway; the tunnel's timeouts end it.
-      for (let k = 2; k < 2 + extended; k++) payload = payload * 256 + (h[k] as number);
+      for (let k = i + 2; k < i + 2 + extended; k++) payload = payload * 256 + (bytes[k] as number);
     }
-    if ((b0 & 0x0f) === OPCODE_CLOSE) this.#closeSeen = true;
-    this.#header = [];
+    if (((bytes[i] as number) & 0x0f) === OPCODE_CLOSE) this.#closeSeen = true;
     this.#remaining = payload;
+    return size;
   }
 }
 
