@@ -168,6 +168,9 @@ export class Tunnel {
       from.on('error', onError);
       from.on('close', onClose);
     }
+    // Both may be paused: Node hands over the client socket paused, undici the origin's as it was.
+    o.client.resume();
+    o.origin.resume();
     (o.client as { setTimeout?: (ms: number) => void }).setTimeout?.(0);
     (o.client as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     if (o.head.length > 0) this.#up.carry(o.head);

@@ -83,6 +83,11 @@ export function handleUpgrade(env: UpgradeEnv, req: IncomingMessage, socket: Dup
       }
       switched = true;
       res.detachSocket(socket as Socket);
+      if (socket.destroyed) {
+        // The client left while the origin was answering: nothing to tunnel.
+        origin.destroy();
+        return undefined;
+      }
       socket.off('error', destroyOnError);
       socket.write(switchingHead(raw, answered as string, env.forward.via));
       env.tunnels.open({

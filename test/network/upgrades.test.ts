@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { closedPort, startHttpOrigin, startTcpOrigin } from '../support/origins.ts';
 import { freePort, proxyStatus, startSidecar } from '../support/run-sidecar.ts';
+import { createTestPki } from '../support/tls.ts';
 import {
   closed,
   isRefusal,
@@ -137,6 +138,47 @@ describe('WebSocket through the tunnel', () => {
     expect(head).toMatch(/\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
     expect(head).toMatch(/\r\nvia: 1.1 originguard/i);
     expect(head).toMatch(/\r\nConnection: Upgrade\r\nUpgrade: websocket$/);
+  });
+});
+
+describe('the same connection path as any request', () => {
+  it('reaches the origin through a backup over TLS when the primary refuses', async () => {
+    const pki = await createTestPki();
+    await using o = await startWsOrigin({ tls: pki.good });
+    await using sc = await startSidecar({
+      upstream: {
+        host: '127.0.0.1',
+        port: await closedPort(),
+        backups: [
+          {
+            host: '127.0.0.1',
+            port: o.port,
+            tls: { enabled: true, serverName: 'localhost', caBundle: pki.ca.cert },
+          },
+        ],
+      },
+    });
+    const ws = await open(wsUrl(sc.port));
+    ws.send('over tls');
+    expect((await nextMessage(ws)).data.toString()).toBe('over tls');
+    ws.close();
+    await closed(ws);
+  });
+
+  it('answers a TLS failure with 531 and its cause, before any switch', async () => {
+    const pki = await createTestPki();
+    await using o = await startWsOrigin({ tls: pki.expired });
+    await using sc = await startSidecar({
+      upstream: {
+        host: '127.0.0.1',
+        port: o.port,
+        tls: { enabled: true, serverName: 'localhost', caBundle: pki.ca.cert },
+      },
+    });
+    const r = await refused(wsUrl(sc.port));
+    expect(r.status).toBe(531);
+    expect(r.headers['proxy-status']).toContain('error=tls_certificate_error');
+    expect(o.sockets).toEqual([]);
   });
 });
 

@@ -2,6 +2,7 @@
 // echo origin that negotiates subprotocols and permessage-deflate, and a client
 // that reports the HTTP answer when the server does not switch.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -19,6 +20,8 @@ export interface WsOriginOptions {
   readonly protocols?: readonly string[];
   /** Called for each accepted socket; the default echoes every message. */
   readonly onConnection?: (ws: WebSocket) => void;
+  /** Serve over TLS (wss) with this certificate and key. */
+  readonly tls?: { readonly cert: string; readonly key: string };
 }
 
 /** An HTTP server whose upgrades are WebSockets echoing every message (text stays text). */
@@ -31,10 +34,12 @@ export async function startWsOrigin(opts: WsOriginOptions = {}): Promise<WsOrigi
     maxPayload: 256 * 1024 * 1024,
     handleProtocols: (offered) => opts.protocols?.find((p) => offered.has(p)) ?? false,
   });
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     plain.push({ method: req.method ?? '', url: req.url ?? '', upgrade: req.headers.upgrade });
     res.end(`plain ${req.url}\n`);
-  });
+  };
+  const server =
+    opts.tls === undefined ? http.createServer(onRequest) : https.createServer(opts.tls, onRequest);
   server.on('upgrade', (req, socket, head) => {
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.push(ws);
