@@ -2,7 +2,7 @@
 // answer, no file I/O), the reverse proxy under test (keep-alive upstream pool), and the
 // WebSocket proxy under test (upgrades passed on).
 // Both run in the foreground with one worker, everything under the bench's temporary directory.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ORIGIN_BODY = 'originguard bench\n';
@@ -10,6 +10,9 @@ export const ORIGIN_BODY = 'originguard bench\n';
 function common(dir: string, name: string): string {
   const tmp = join(dir, `${name}-tmp`);
   mkdirSync(tmp, { recursive: true });
+  // Run as root, nginx's workers run as nobody: they must reach and write the request-body directory.
+  chmodSync(dir, 0o755);
+  chmodSync(tmp, 0o777);
   return `daemon off;
 master_process on;
 worker_processes 1;
@@ -91,4 +94,32 @@ function write(dir: string, name: string, conf: string): string[] {
   const file = join(dir, `${name}-nginx.conf`);
   writeFileSync(file, conf);
   return ['-e', join(dir, `${name}-error.log`), '-p', dir, '-c', file];
+}
+
+/**
+ * nginx as a plain reverse proxy, the way its documentation and most guides set one
+ * up: keep-alive upstream, Host and the usual forwarding headers set, everything
+ * else at Debian's defaults. The hostile-input comparison runs its cases through it.
+ */
+export function nginxPlainProxy(dir: string, port: number, upstreamPort: number): string[] {
+  const conf = `${common(dir, 'plain')}
+  upstream origin {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 16;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`;
+  return write(dir, 'plain', conf);
 }

@@ -87,8 +87,18 @@ export const CAUSES = {
     edgioStatus: 536,
   },
   http_protocol_error: {
-    summary: 'The origin sent something that is not valid HTTP.',
-    hint: "The origin answered with bytes that are not valid HTTP/1.1: check that the port serves HTTP (not TLS or another protocol) and the origin's response headers.",
+    summary: 'The origin sent a response that is not valid HTTP/1.1.',
+    hint: "The origin answered with bytes that are not valid HTTP/1.1 (a malformed status line or header, both Content-Length and Transfer-Encoding, a bare CR): check that the port serves HTTP (not TLS or another protocol) and the origin's response headers.",
+    edgioStatus: 536,
+  },
+  http_response_header_section_size: {
+    summary: "The origin's response headers are larger than the sidecar accepts.",
+    hint: 'The origin sent more than 16 KiB of response headers (large cookies, Content-Security-Policy or debug headers): trim them at the origin.',
+    edgioStatus: 536,
+  },
+  http_response_transfer_coding: {
+    summary: 'The origin used a transfer coding the sidecar does not decode.',
+    hint: 'The origin sent a Transfer-Encoding other than chunked (gzip, deflate...): compress with Content-Encoding instead, which is forwarded as is.',
     edgioStatus: 536,
   },
   http_upgrade_failed: {

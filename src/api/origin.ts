@@ -2,35 +2,16 @@
 // its descriptions (what `kubectl explain` shows) and its validation rules. The
 // CRD in crds/ is generated from these schemas (npm run generate:crds), and the
 // sidecar validates a standalone config file against the same schemas.
-import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { DURATION_PATTERN, parseDuration } from './duration.ts';
+import { type Rule, withRules } from './rules.ts';
+import { ForwardedHeaders, RequestPolicy } from './traffic.ts';
+
+export { type Rule, rulesOf } from './rules.ts';
 
 export const GROUP = 'edge.originguard.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
-
-/** A CEL rule for the CRD plus the same rule as a TypeScript predicate for the program. */
-export interface Rule {
-  /** CEL expression over `self`, as the API server evaluates it. */
-  readonly rule: string;
-  /** Message shown when the rule fails; names the field and the fix. */
-  readonly message: string;
-  /** Field the message is about, relative to the schema node (CRD `fieldPath`). */
-  readonly fieldPath?: string;
-  /** The same predicate, for programs that validate without an API server. */
-  readonly check: (self: never) => boolean;
-}
-
-const RULES = Symbol.for('originguard.rules');
-
-/** Attaches rules to a schema node; the CRD generator turns them into x-kubernetes-validations. */
-function withRules<T extends TSchema>(schema: T, rules: readonly Rule[]): T {
-  return Object.assign(schema, { [RULES]: rules });
-}
-
-export function rulesOf(schema: TSchema): readonly Rule[] {
-  return (schema as unknown as Record<symbol, readonly Rule[] | undefined>)[RULES] ?? [];
-}
 
 const DNS_NAME_PATTERN =
   '^(\\*\\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$';
@@ -361,6 +342,8 @@ export const OriginSpec = Type.Object(
     upgrade: Upgrade,
     outlierDetection: OutlierDetection,
     errorResponse: ErrorResponse,
+    request: RequestPolicy,
+    forwardedHeaders: ForwardedHeaders,
   },
   {
     additionalProperties: false,

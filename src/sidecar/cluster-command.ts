@@ -51,6 +51,7 @@ export async function runClusterSidecar(settings: SidecarSettings, logger: Logge
       resolver: new Resolver(settings.dnsServers.length > 0 ? { servers: settings.dnsServers } : {}),
       limits: settings.limits,
       maxBodyBytes: settings.maxBodyBytes,
+      requestBufferMemory: settings.requestBufferMemory,
       admin: { port: settings.adminPort, address: settings.adminAddress },
       reportDebounceMs: settings.reportDebounceMs,
       reportHeartbeatMs: settings.reportHeartbeatMs,

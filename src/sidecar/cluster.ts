@@ -35,6 +35,8 @@ export interface ClusterSidecarOptions {
   readonly resolver?: Resolver;
   readonly limits?: ClientLimits;
   readonly maxBodyBytes?: number;
+  /** Memory for request bodies received before forwarding (default 16 MiB). */
+  readonly requestBufferMemory?: number;
   /** Bind every Origin's listener on this address instead of spec.listen.address (one 127.0.0.x per in-process sidecar). */
   readonly listenAddress?: string;
   /** Serve /healthz, /readyz, /metrics, /status here (port 0: any free port); omitted: no admin server. */
@@ -119,6 +121,7 @@ export async function startClusterSidecar(opts: ClusterSidecarOptions): Promise<
     resolver: opts.resolver ?? new Resolver({}),
     limits: opts.limits ?? DEFAULT_LIMITS,
     maxBodyBytes: opts.maxBodyBytes ?? SIDECAR_DEFAULTS.maxRequestBody,
+    requestBufferMemory: opts.requestBufferMemory,
     listenAddress: opts.listenAddress,
     onHealthChange: (key) => writer?.changed(key),
   });

@@ -40,6 +40,10 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_ADMIN_PORT):
   --log-level <level>          fatal, error, warn, info, debug (default ${D.logLevel})
   --drain-timeout <duration>   On SIGTERM, time for requests in flight to finish (default ${D.drainTimeout})
   --max-request-body <bytes>   Largest request body forwarded; 413 past it (default ${D.maxRequestBody})
+  --request-buffer-memory <bytes>
+                               Memory for request bodies received before forwarding,
+                               all Origins together; bodies that do not fit stream
+                               (default ${D.requestBufferMemory})
   --max-header-size <bytes>    Largest request header section; 431 past it (default ${D.maxHeaderSize})
   --client-header-timeout <d>  Time for a client to send its headers; 408 past it (default ${D.clientHeaderTimeout})
   --client-request-timeout <d> Time for a client to send its whole request; 408 past it (default ${D.clientRequestTimeout})
@@ -58,6 +62,7 @@ const OPTIONS = {
   'log-level': { type: 'string', default: D.logLevel },
   'drain-timeout': { type: 'string', default: D.drainTimeout },
   'max-request-body': { type: 'string', default: String(D.maxRequestBody) },
+  'request-buffer-memory': { type: 'string', default: String(D.requestBufferMemory) },
   'max-header-size': { type: 'string', default: String(D.maxHeaderSize) },
   'client-header-timeout': { type: 'string', default: D.clientHeaderTimeout },
   'client-request-timeout': { type: 'string', default: D.clientRequestTimeout },
@@ -118,6 +123,7 @@ async function runStandalone(configPath: string, settings: SidecarSettings, logg
     resolver,
     limits: settings.limits,
     maxBodyBytes: settings.maxBodyBytes,
+    requestBufferMemory: settings.requestBufferMemory,
   });
   let configErrors: string[] = [];
   const admin = createAdminServer(

@@ -4,7 +4,7 @@
 // otherwise). Internal addresses and errno appear only when the Origin allows it.
 import { CAUSES } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
-import { REASON_PHRASES, statusFor } from '../upstream/classify.ts';
+import { reasonPhrase, statusFor } from '../upstream/classify.ts';
 import type { Failure } from '../upstream/failure.ts';
 
 export interface ErrorResponseOptions {
@@ -89,17 +89,27 @@ export function negotiate(accept: string | undefined): BodyKind {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** What happened, in the words of the status family: never "did not respond in time" for a response that came. */
+function lead(statusCode: number, cause: Failure['cause']): string {
+  if (statusCode !== 536) return 'Unable to connect to the origin server';
+  switch (cause) {
+    case 'http_response_timeout':
+      return 'The origin server did not respond in time';
+    case 'connection_terminated':
+    case 'http_response_incomplete':
+      return 'The origin server dropped the connection before responding';
+    default:
+      return 'The origin server sent a response that cannot be forwarded';
+  }
+}
+
 function sentence(statusCode: number, failure: Failure): string {
-  const lead =
-    statusCode === 536
-      ? 'The origin server did not respond in time'
-      : 'Unable to connect to the origin server';
   const cause =
     failure.cause === 'destination_unavailable' && failure.underlying
       ? failure.underlying.cause
       : failure.cause;
   if (failure.cause === 'proxy_loop_detected') return CAUSES.proxy_loop_detected.summary;
-  return `${lead}: ${CAUSES[cause].summary.charAt(0).toLowerCase()}${CAUSES[cause].summary.slice(1)}`;
+  return `${lead(statusCode, failure.cause)}: ${CAUSES[cause].summary.charAt(0).toLowerCase()}${CAUSES[cause].summary.slice(1)}`;
 }
 
 /** Everything the client receives for a failed request. */
@@ -109,7 +119,7 @@ export function buildErrorResponse(
   opts: ErrorResponseOptions,
 ): ErrorResponse {
   const statusCode = statusFor(failure, opts.profile);
-  const statusMessage = REASON_PHRASES[statusCode] ?? 'Upstream Error';
+  const statusMessage = reasonPhrase(statusCode, failure.cause);
   const title = `${statusCode} ${statusMessage}`;
   const text = sentence(statusCode, failure);
   const effective =

@@ -5,6 +5,7 @@ import { OriginguardError } from '../errors.ts';
 
 export const CLIENT_GONE = 'OG_CLIENT_GONE';
 export const BODY_TOO_LARGE = 'OG_BODY_TOO_LARGE';
+export const CLIENT_BODY = 'OG_CLIENT_BODY';
 export const MISSING_ENV = 'OG_MISSING_ENV';
 export const POD_LABELS = 'OG_POD_LABELS';
 /** Failure codes of answers the proxy decides without an error: the origin is ejected, the request loops. */
@@ -18,6 +19,14 @@ export class ClientGoneError extends OriginguardError {
   readonly code = CLIENT_GONE;
   constructor() {
     super('client closed the connection');
+  }
+}
+
+/** The client's request body broke off (it disconnected or timed out mid-body): the client's doing, never the origin's. */
+export class ClientBodyError extends OriginguardError {
+  readonly code = CLIENT_BODY;
+  constructor() {
+    super('the client stopped sending its request body');
   }
 }
 

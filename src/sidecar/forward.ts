@@ -1,21 +1,37 @@
-// The request path: route by Host, refuse what a reverse proxy must not forward,
-// then stream the request to the origin through undici's dispatcher and the
+// The request path: check the request (request-checks.ts), route by Host, refuse
+// what a reverse proxy must not forward, receive a small body (request-body.ts),
+// then send the request to the origin through undici's dispatcher and stream the
 // response back, tracking the phase exactly: until undici starts writing the
 // request (onRequestStart) every failure is a connection failure (531); after it,
 // a failure before the response starts is the origin not answering (536). Once
 // it has started, timeouts.streamIdle bounds each silence in the body. A
 // request to switch protocols (upgrade.ts) takes the same path to the origin.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Duplex, Transform } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Phase } from '../api/causes.ts';
 import { classifyError, isConnectPhase } from '../upstream/classify.ts';
-import { ResponseTimeoutError, StreamIdleTimeoutError, UpstreamConnectError } from '../upstream/errors.ts';
+import {
+  InvalidResponseError,
+  ResponseTimeoutError,
+  StreamIdleTimeoutError,
+  UpstreamConnectError,
+} from '../upstream/errors.ts';
 import type { Failure, RawError } from '../upstream/failure.ts';
+import { clientFault, isOriginFailure } from './blame.ts';
 import { buildErrorResponse } from './error-response.ts';
-import { BodyTooLargeError, CDN_LOOP, ClientGoneError, EJECTED } from './errors.ts';
+import { CDN_LOOP, ClientGoneError, EJECTED } from './errors.ts';
 import { forwardRequestHeaders, forwardResponseHeaders } from './headers.ts';
 import type { OriginRuntime } from './origin-runtime.ts';
+import { type BodyBudget, type PreparedBody, prepareBody } from './request-body.ts';
+import {
+  checkAgainstPolicy,
+  checkRequest,
+  localAnswer,
+  type Refusal,
+  type RequestHead,
+} from './request-checks.ts';
+import { reasonPhrase, sendInformational, unsupportedTransferCoding } from './response-head.ts';
 import { type PortRoutes, route } from './router.ts';
 
 export type FailureLog = (entry: Record<string, unknown>, msg: string) => void;
@@ -23,6 +39,8 @@ export type FailureLog = (entry: Record<string, unknown>, msg: string) => void;
 export interface ForwardEnv {
   readonly routes: () => PortRoutes<OriginRuntime> | undefined;
   readonly maxBodyBytes: number;
+  /** Memory for request bodies received before forwarding, shared by every Origin of the sidecar. */
+  readonly bodyBudget: BodyBudget;
   readonly via: string;
   readonly logFailure: FailureLog;
   readonly clientError: (reason: string) => void;
@@ -93,42 +111,31 @@ function sendFailure({ req, res, runtime, requestId }: RequestContext, failure: 
   return answer.statusCode;
 }
 
-/** Counts a streamed request body and fails it past the limit (413 if nothing was answered yet). */
-function limitBody(req: IncomingMessage, max: number): Transform {
-  let seen = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      seen += chunk.length;
-      if (seen > max) cb(new BodyTooLargeError(max));
-      else cb(null, chunk);
-    },
-  });
-  req.pipe(counter);
-  return counter;
-}
-
-/** The body to stream to the origin: none, the request itself, or a chunked one counted against the limit. */
-function requestBody(env: ForwardEnv, req: IncomingMessage): IncomingMessage | Transform | null {
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  if (!hasBody) return null;
-  return req.headers['content-length'] === undefined ? limitBody(req, env.maxBodyBytes) : req;
+/** Answers a refused request and counts it as the client's error. */
+function refuseWith(env: ForwardEnv, res: ServerResponse, r: Refusal): void {
+  env.clientError(r.reason);
+  sendPlain(res, r.status, r.message, r.close === true ? { connection: 'close' } : {});
 }
 
 /**
- * Refuses what a reverse proxy must not forward. Returns true if the request was
- * answered. (CONNECT never gets here: the listener answers it.)
+ * The sidecar is the request's final recipient (OPTIONS *, or Max-Forwards: 0):
+ * it answers for itself; the origin is not involved.
  */
-function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse, url: string): boolean {
-  if (!url.startsWith('/') && !(url === '*' && req.method === 'OPTIONS')) {
-    env.clientError('absolute_form');
-    sendPlain(
-      res,
-      400,
-      'Bad Request: absolute-form request targets are refused: originguard only forwards to its declared origin',
-    );
-    return true;
-  }
+function answerLocally(runtime: OriginRuntime, head: RequestHead, res: ServerResponse): void {
+  const { contentType, body } = localAnswer(head);
+  res.writeHead(200, {
+    'content-length': Buffer.byteLength(body),
+    ...(contentType === undefined ? {} : { 'content-type': contentType }),
+  });
+  res.end(body);
+  runtime.metrics.answered(200);
+}
+
+/**
+ * Refuses what a reverse proxy must not forward to this Origin. Returns true if
+ * the request was answered. (CONNECT never gets here: the listener answers it.)
+ */
+function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): boolean {
   if (Number(req.headers['content-length'] ?? 0) > env.maxBodyBytes) {
     env.clientError('body_too_large');
     sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
@@ -156,10 +163,11 @@ function recordFailure(ctx: RequestContext, failure: Failure): void {
     rt.metrics.answered(status);
     rt.metrics.requestDuration.observe((performance.now() - ctx.started) / 1000);
   }
+  // The request's own CDN-Loop header says it loops, and a client can write one: a client error.
+  if (failure.cause === 'proxy_loop_detected') ctx.env.clientError('loop_detected');
   // A fast-failed request counts under the cause that got the origin ejected.
-  rt.metrics.failed((failure.underlying ?? failure).cause, failure.phase);
-  // A loop is this proxy chain's configuration, not the origin's health.
-  if (failure.cause !== 'proxy_loop_detected') {
+  else rt.metrics.failed((failure.underlying ?? failure).cause, failure.phase);
+  if (isOriginFailure(failure.cause)) {
     rt.health.onFailure(failure, status, isConnectPhase(failure.phase));
   }
   // While ejected, the ejection was logged once; each fast-failed request is not.
@@ -227,6 +235,41 @@ function upgradeProtocol(
 }
 
 /**
+ * The checks before any origin is involved (request-checks.ts), routing by
+ * Host, and the Origin's own policy: the Origin to forward to, or undefined
+ * when the sidecar has answered the request itself.
+ */
+function admit(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): OriginRuntime | undefined {
+  const head: RequestHead = {
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    httpVersion: req.httpVersion,
+    rawHeaders: req.rawHeaders,
+  };
+  const checked = checkRequest(head);
+  if (checked !== undefined && checked !== 'options') {
+    refuseWith(env, res, checked);
+    return undefined;
+  }
+  const runtime = route(env.routes(), req.headers.host);
+  if (runtime === undefined) {
+    env.clientError('unknown_host');
+    sendPlain(res, 421, 'Misdirected Request: no Origin on this port serves this Host');
+    return undefined;
+  }
+  const policy = checked ?? checkAgainstPolicy(head, runtime.requestPolicy);
+  if (policy === 'options' || policy === 'local') {
+    answerLocally(runtime, head, res);
+    return undefined;
+  }
+  if (policy !== undefined) {
+    refuseWith(env, res, policy);
+    return undefined;
+  }
+  return refuse(env, req, res) ? undefined : runtime;
+}
+
+/**
  * Proxies one request. Never throws: every outcome is an answer to the client.
  * With `upgrade`, the origin is asked to switch protocols, and only its 101 opens a tunnel.
  */
@@ -240,14 +283,8 @@ export function forward(
   const incomingId = req.headers['x-request-id'];
   const requestId =
     typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : env.nextRequestId();
-  const runtime = route(env.routes(), req.headers.host);
-  if (runtime === undefined) {
-    env.clientError('unknown_host');
-    sendPlain(res, 421, 'Misdirected Request: no Origin on this port serves this Host');
-    return;
-  }
-  const url = req.url ?? '/';
-  if (refuse(env, req, res, url)) return;
+  const runtime = admit(env, req, res);
+  if (runtime === undefined) return;
   const protocol = upgrade === undefined ? undefined : upgradeProtocol(env, runtime, res, upgrade);
   if (upgrade !== undefined && protocol === undefined) return;
 
@@ -255,40 +292,70 @@ export function forward(
   if (upgrade !== undefined && protocol !== undefined) ctx.upgrade = { request: upgrade, protocol };
   runtime.health.onRequest();
   const fwd = forwardRequestHeaders(req.rawHeaders, {
-    clientAddress: req.socket.remoteAddress ?? 'unknown',
+    peer: req.socket.remoteAddress ?? '',
+    trust: runtime.trust,
     proto: 'encrypted' in req.socket ? 'https' : 'http',
     ...(runtime.hostOverride === undefined ? {} : { hostOverride: runtime.hostOverride }),
     cdnId: runtime.cdnId,
     defaultHost: runtime.defaultHost,
     via: env.via,
+    underscores: runtime.requestPolicy.underscoresInHeaders === 'Allow',
+    method: req.method ?? 'GET',
   });
   if (fwd.loop) {
     recordFailure(ctx, immediateFailure('proxy_loop_detected', 'request', CDN_LOOP));
     return;
   }
+  // Node leaves an upgrade request's body on the socket, for the protocol after the switch.
+  const body =
+    upgrade === undefined
+      ? prepareBody(req, {
+          bufferBytes: runtime.requestPolicy.bodyBufferBytes,
+          maxBytes: env.maxBodyBytes,
+          budget: env.bodyBudget,
+        })
+      : ({ kind: 'none' } as const);
+  if (body instanceof Promise) void body.then((b) => dispatch(ctx, fwd.headers, b));
+  else dispatch(ctx, fwd.headers, body);
+}
 
+/** Sends the request to the origin once its body is ready (received, or streaming). */
+function dispatch(ctx: RequestContext, headers: string[], body: PreparedBody): void {
+  const { env, req, res, runtime } = ctx;
+  // The client left (or stopped) mid-body: there is no one to answer and nothing to send.
+  if (body.kind === 'gone') return;
+  if (body.kind === 'too-large') {
+    env.clientError('body_too_large');
+    sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
+      connection: 'close',
+    });
+    return;
+  }
+  const release = body.kind === 'none' ? undefined : body.release;
   const admission = runtime.outlier.admit();
   if (admission.kind === 'reject') {
+    release?.();
     // Explained with the failure that ejected the origin.
     const underlying = runtime.health.lastConnectFailure;
     recordFailure(ctx, immediateFailure('destination_unavailable', 'connect', EJECTED, underlying));
     return;
   }
-
-  const body = requestBody(env, req);
-  const handler = new ProxyHandler(ctx, admission.kind === 'trial');
+  const handler = new ProxyHandler(ctx, admission.kind === 'trial', release);
   res.once('close', () => handler.onClientClose());
   runtime.pool.dispatch(
     {
       method: req.method ?? 'GET',
-      path: url,
-      headers: fwd.headers,
-      body,
-      ...(protocol === undefined ? {} : { upgrade: protocol }),
+      path: req.url ?? '/',
+      headers,
+      body: body.kind === 'none' ? null : body.body,
+      ...(ctx.upgrade === undefined ? {} : { upgrade: ctx.upgrade.protocol }),
     },
     handler,
   );
 }
+
+const rawHeadersOf = (controller: Dispatcher.DispatchController): (Buffer | string)[] =>
+  (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
 
 /** undici dispatch handler streaming the origin's answer to the client. */
 class ProxyHandler implements Dispatcher.DispatchHandler {
@@ -304,10 +371,12 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #finished = false;
   readonly #ctx: RequestContext;
   readonly #trial: boolean;
+  readonly #release: (() => void) | undefined;
 
-  constructor(ctx: RequestContext, trial: boolean) {
+  constructor(ctx: RequestContext, trial: boolean, release: (() => void) | undefined) {
     this.#ctx = ctx;
     this.#trial = trial;
+    this.#release = release;
   }
 
   onClientClose(): void {
@@ -332,15 +401,27 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   onResponseStart(
     controller: Dispatcher.DispatchController,
     statusCode: number,
-    _headers: Record<string, string | string[]>,
+    headers: Record<string, string | string[]>,
     statusMessage?: string,
   ): void {
-    if (statusCode < 200) return;
+    const { req, res, runtime, env } = this.#ctx;
+    const raw = rawHeadersOf(controller);
+    if (statusCode < 200) {
+      sendInformational(req, res, statusCode, forwardResponseHeaders(raw, env.via));
+      return;
+    }
     clearTimeout(this.#timer);
     this.#phase = 'response';
-    const { res, runtime, env } = this.#ctx;
-    const raw = (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
-    res.writeHead(statusCode, statusMessage || undefined, forwardResponseHeaders(raw, env.via));
+    const coding = unsupportedTransferCoding(headers['transfer-encoding']);
+    if (coding !== undefined) {
+      throw new InvalidResponseError('http_response_transfer_coding', `transfer coding "${coding}"`);
+    }
+    try {
+      res.writeHead(statusCode, reasonPhrase(statusMessage), forwardResponseHeaders(raw, env.via));
+    } catch (err) {
+      // Node refuses to send a header llhttp let through: nothing has reached the client yet.
+      throw new InvalidResponseError('http_protocol_error', (err as Error).message);
+    }
     // The origin declined the upgrade: its answer goes to the client, whose connection stays HTTP.
     if (this.#ctx.upgrade !== undefined) runtime.metrics.upgrade('origin_refused');
     this.#answered(statusCode);
@@ -358,7 +439,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     clearTimeout(this.#timer);
     this.#phase = 'response';
     const { runtime, upgrade } = this.#ctx;
-    const raw = (controller as unknown as { rawHeaders?: (Buffer | string)[] }).rawHeaders ?? [];
+    const raw = rawHeadersOf(controller);
     // undici only calls this for a request sent with `upgrade`, so `upgrade` is set.
     const failure = upgrade?.request.onSwitch(runtime, upgrade.protocol, raw, socket);
     if (failure !== undefined) {
@@ -411,26 +492,23 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.#finished = true;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#idleTimer);
+    this.#finish();
     this.#ctx.res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.#finished = true;
-    clearTimeout(this.#timer);
-    clearTimeout(this.#idleTimer);
-    const { runtime } = this.#ctx;
-    if (this.#clientGone || err instanceof ClientGoneError) {
+  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+    this.#finish();
+    const { runtime, env, res } = this.#ctx;
+    const fault = clientFault(err, this.#phase, this.#clientGone);
+    if (fault !== undefined) {
+      // Nothing the client did says anything about the origin.
       if (this.#trial && this.#phase === 'connect') runtime.outlier.onTrialAbandoned();
-      return;
-    }
-    if (err instanceof BodyTooLargeError) {
-      this.#ctx.env.clientError('body_too_large');
-      sendPlain(this.#ctx.res, 413, 'Content Too Large: request body over the limit', {
-        connection: 'close',
-      });
+      if (fault.kind === 'gone') {
+        res.destroy();
+        return;
+      }
+      env.clientError(fault.reason);
+      sendPlain(res, fault.status, fault.message, { connection: 'close' });
       return;
     }
     const failure = this.#classify(err);
@@ -440,9 +518,19 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     recordFailure(this.#ctx, failure);
   }
 
+  #finish(): void {
+    this.#finished = true;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#idleTimer);
+    this.#release?.();
+  }
+
   #classify(err: Error): Failure {
     if (err instanceof UpstreamConnectError) return err.failure;
     const elapsedMs = performance.now() - this.#ctx.started;
+    if (err instanceof InvalidResponseError) {
+      return { cause: err.problem, phase: 'response', code: err.code, attempts: [], elapsedMs };
+    }
     if (this.#phase === 'connect') {
       // Not from our connector: the pool was closed or undici refused the request.
       return {

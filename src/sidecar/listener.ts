@@ -1,7 +1,8 @@
-// One fastify server per listen port. Bodies are never parsed or buffered: the
-// request stream goes to undici as is. The routing table is swapped on reload
-// without touching connections or requests in flight. Requests that ask to
-// switch protocols leave fastify through Node's 'upgrade' event (upgrade.ts).
+// One fastify server per listen port. Bodies are never parsed: forward() takes
+// the raw request (and receives a small body before sending it, request-body.ts).
+// The routing table is swapped on reload without touching connections or
+// requests in flight. Requests that ask to switch protocols leave fastify
+// through Node's 'upgrade' event (upgrade.ts).
 import Fastify, { type FastifyInstance } from 'fastify';
 import { type ForwardEnv, forward } from './forward.ts';
 import type { OriginRuntime } from './origin-runtime.ts';

@@ -12,10 +12,13 @@ import Pool from 'undici/lib/dispatcher/pool.js';
 import { originKey } from '../api/contract.ts';
 import { parseDuration } from '../api/duration.ts';
 import type { OriginManifest, UpstreamTLS } from '../api/origin.ts';
+import type { RequestPolicy } from '../api/traffic.ts';
 import { AddressBook } from '../upstream/address-book.ts';
 import { type ConnectTarget, undiciConnector } from '../upstream/connector.ts';
+import { tolerateUnsolicitedContinue } from '../upstream/informational.ts';
 import type { Resolver } from '../upstream/resolver.ts';
 import type { ErrorResponseOptions } from './error-response.ts';
+import { type ForwardingTrust, forwardingTrust } from './forwarding-trust.ts';
 import type { OriginHealth } from './health.ts';
 import { OriginMetrics, type SidecarMetrics } from './metrics.ts';
 import { type EjectionChange, OutlierDetector } from './outlier.ts';
@@ -59,6 +62,10 @@ export class OriginRuntime implements Routable {
   readonly hostOverride: string | undefined;
   readonly defaultHost: string;
   readonly cdnId: string;
+  /** spec.request: body buffering, header names with underscores, TRACE. */
+  readonly requestPolicy: RequestPolicy;
+  /** spec.forwardedHeaders: whose X-Forwarded-* and Forwarded are believed. */
+  readonly trust: ForwardingTrust;
   readonly health: OriginHealth;
   readonly metrics: OriginMetrics;
   /** Canonical spec text: a reload that does not change it keeps this runtime. */
@@ -82,6 +89,8 @@ export class OriginRuntime implements Routable {
     this.responseTimeoutMs = parseDuration(spec.timeouts.response);
     this.streamIdleMs = parseDuration(spec.timeouts.streamIdle);
     this.upgradeProtocols = spec.upgrade.protocols?.map((p) => p.toLowerCase());
+    this.requestPolicy = spec.request;
+    this.trust = forwardingTrust(spec.forwardedHeaders);
     this.errorOptions = {
       profile: spec.errorResponse.statusProfile,
       retryAfterSeconds: Math.ceil(parseDuration(spec.errorResponse.retryAfter) / 1000),
@@ -134,6 +143,7 @@ export class OriginRuntime implements Routable {
       bodyTimeout: 0,
       pipelining: 1,
     });
+    tolerateUnsolicitedContinue(this.pool);
   }
 
   #onEjection(change: EjectionChange, logger: Logger): void {

@@ -13,6 +13,8 @@ export const SIDECAR_DEFAULTS = {
   reportDebounce: '250ms',
   reportHeartbeat: '30s',
   maxRequestBody: 100 * 1024 * 1024,
+  /** Request bodies held in memory at once before forwarding, all Origins together (spec.request.bodyBufferBytes each). */
+  requestBufferMemory: 16 * 1024 * 1024,
   maxHeaderSize: 16 * 1024,
   clientHeaderTimeout: '10s',
   clientRequestTimeout: '5m',
@@ -37,6 +39,7 @@ export interface SidecarFlags {
   readonly 'dns-server'?: readonly string[] | undefined;
   readonly 'drain-timeout': string;
   readonly 'max-request-body': string;
+  readonly 'request-buffer-memory': string;
   readonly 'max-header-size': string;
   readonly 'client-header-timeout': string;
   readonly 'client-request-timeout': string;
@@ -51,6 +54,7 @@ export interface SidecarSettings {
   readonly dnsServers: readonly string[];
   readonly drainMs: number;
   readonly maxBodyBytes: number;
+  readonly requestBufferMemory: number;
   readonly limits: ClientLimits;
 }
 
@@ -65,6 +69,7 @@ export function readSettings(flags: SidecarFlags): SidecarSettings {
     dnsServers: flags['dns-server'] ?? [],
     drainMs: durationMs('drain-timeout', flags['drain-timeout']),
     maxBodyBytes: positiveInt('max-request-body', flags['max-request-body']),
+    requestBufferMemory: positiveInt('request-buffer-memory', flags['request-buffer-memory']),
     limits: {
       maxHeaderBytes: positiveInt('max-header-size', flags['max-header-size']),
       headersTimeoutMs: durationMs('client-header-timeout', flags['client-header-timeout']),

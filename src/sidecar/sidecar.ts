@@ -10,7 +10,9 @@ import { type HealthSnapshot, OriginHealth } from './health.ts';
 import { type ClientLimits, Listener } from './listener.ts';
 import type { SidecarMetrics } from './metrics.ts';
 import { OriginRuntime } from './origin-runtime.ts';
+import { BodyBudget } from './request-body.ts';
 import { buildRoutes, type RouteTable } from './router.ts';
+import { SIDECAR_DEFAULTS } from './settings.ts';
 import { TunnelSet } from './tunnel.ts';
 
 export interface SidecarOptions {
@@ -19,6 +21,8 @@ export interface SidecarOptions {
   readonly resolver: Resolver;
   readonly limits: ClientLimits;
   readonly maxBodyBytes: number;
+  /** Memory for request bodies received before forwarding, all Origins together (default 16 MiB). */
+  readonly requestBufferMemory?: number | undefined;
   /**
    * Binds every listener on this address instead of each Origin's
    * spec.listen.address: lets many sidecars run in one process (e.g. one per
@@ -44,12 +48,14 @@ export class Sidecar {
   readonly #listeners = new Map<number, Listener>();
   readonly #tunnels = new TunnelSet();
   readonly #bootId = randomBytes(4).toString('hex');
+  readonly #bodyBudget: BodyBudget;
   #counter = 0;
   #ready = false;
   #draining = false;
 
   constructor(opts: SidecarOptions) {
     this.#opts = opts;
+    this.#bodyBudget = new BodyBudget(opts.requestBufferMemory ?? SIDECAR_DEFAULTS.requestBufferMemory);
   }
 
   get ready(): boolean {
@@ -187,6 +193,7 @@ export class Sidecar {
       this.#opts.limits,
       {
         maxBodyBytes: this.#opts.maxBodyBytes,
+        bodyBudget: this.#bodyBudget,
         via: '1.1 originguard',
         logFailure: (entry, msg) => log.warn(entry, msg),
         clientError: (reason) => clientErrors.labels(reason).inc(),

@@ -101,16 +101,22 @@ export function classifyError(err: RawError, phase: Phase): Omit<Classified, 'ph
     case 'request':
       if (code === RESPONSE_TIMEOUT || code === 'UND_ERR_HEADERS_TIMEOUT')
         return { ...base, cause: 'http_response_timeout' };
-      if (code === 'HPE_INVALID' || code.startsWith('HPE_') || code === 'UND_ERR_HEADERS_OVERFLOW') {
-        return { ...base, cause: 'http_protocol_error' };
-      }
-      return { ...base, cause: 'connection_terminated' };
+      return { ...base, cause: responseProblem(code, err.message) ?? 'connection_terminated' };
     case 'response':
       if (code === 'UND_ERR_BODY_TIMEOUT' || code === RESPONSE_TIMEOUT || code === STREAM_IDLE_TIMEOUT)
         return { ...base, cause: 'http_response_timeout' };
-      if (code.startsWith('HPE_')) return { ...base, cause: 'http_protocol_error' };
-      return { ...base, cause: 'http_response_incomplete' };
+      return { ...base, cause: responseProblem(code, err.message) ?? 'http_response_incomplete' };
   }
+}
+
+/** A response undici refused to parse: what was wrong with it, or undefined if it simply stopped. */
+function responseProblem(code: string, message: string): Cause | undefined {
+  if (code === 'UND_ERR_HEADERS_OVERFLOW') return 'http_response_header_section_size';
+  // Content-Length contradicting the chunked framing the parser followed: both were sent.
+  if (code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return 'http_protocol_error';
+  // A response with no request waiting for it, or a 101 nobody asked for.
+  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(message)) return 'http_protocol_error';
+  return undefined;
 }
 
 /**
@@ -170,7 +176,7 @@ export function statusFor(failure: Pick<Failure, 'cause' | 'phase'>, profile: St
   return isConnectPhase(failure.phase) ? 531 : 536;
 }
 
-export const REASON_PHRASES: Readonly<Record<number, string>> = {
+const REASON_PHRASES: Readonly<Record<number, string>> = {
   500: 'Internal Server Error',
   530: 'Internal Error',
   531: 'Upstream Connection Error',
@@ -179,3 +185,21 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   537: 'DNS Resolution Error',
   538: 'Request Loop Detected',
 };
+
+/** 536 covers every failure after the request was sent; its reason phrase says which kind. */
+const RESPONSE_PHRASES: Partial<Record<Cause, string>> = {
+  connection_terminated: 'Upstream Connection Dropped',
+  http_response_incomplete: 'Upstream Connection Dropped',
+  http_protocol_error: 'Invalid Upstream Response',
+  http_response_header_section_size: 'Invalid Upstream Response',
+  http_response_transfer_coding: 'Invalid Upstream Response',
+};
+
+/** The reason phrase of a failure's status line. */
+export function reasonPhrase(statusCode: number, cause: Cause): string {
+  return (
+    (statusCode === 536 ? RESPONSE_PHRASES[cause] : undefined) ??
+    REASON_PHRASES[statusCode] ??
+    'Upstream Error'
+  );
+}

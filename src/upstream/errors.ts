@@ -1,6 +1,6 @@
 // Errors of reaching an origin. The classifier (classify.ts) matches these codes
 // to causes; the connector and the sidecar's request path throw them.
-import type { Phase } from '../api/causes.ts';
+import type { Cause, Phase } from '../api/causes.ts';
 import { OriginguardError } from '../errors.ts';
 import type { Failure } from './failure.ts';
 
@@ -9,6 +9,7 @@ export const RESPONSE_TIMEOUT = 'OG_RESPONSE_TIMEOUT';
 export const STREAM_IDLE_TIMEOUT = 'OG_STREAM_IDLE_TIMEOUT';
 export const UPSTREAM_CONNECT = 'OG_UPSTREAM_CONNECT';
 export const ATTEMPT_FAILED = 'OG_ATTEMPT_FAILED';
+export const INVALID_RESPONSE = 'OG_INVALID_RESPONSE';
 /** Failure code when no connection attempt could even be made (an Origin with nothing to try). */
 export const NO_ATTEMPT = 'OG_NO_ATTEMPT';
 
@@ -35,6 +36,16 @@ export class StreamIdleTimeoutError extends OriginguardError {
   readonly code = STREAM_IDLE_TIMEOUT;
   constructor(ms: number) {
     super(`the origin sent nothing for ${ms}ms in a response it had started`);
+  }
+}
+
+/** A response head undici parsed but the sidecar cannot forward faithfully (a transfer coding it does not decode, a header Node refuses to send). */
+export class InvalidResponseError extends OriginguardError {
+  readonly code = INVALID_RESPONSE;
+  readonly problem: Cause;
+  constructor(problem: Cause, message: string) {
+    super(message);
+    this.problem = problem;
   }
 }
 

@@ -84,6 +84,9 @@ export function kubectl(args: readonly string[], opts: KubectlOptions = {}): Pro
         resolve({ stdout, stderr, code: error ? Number(error.code) : 0 });
       },
     );
+    // kubectl may exit before reading its input (a command that takes none, an early error): the
+    // exit code tells, and the write's EPIPE must not surface as an unhandled error of the test run.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }

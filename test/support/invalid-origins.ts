@@ -133,4 +133,32 @@ export const INVALID_ORIGINS: readonly InvalidOrigin[] = [
     apiServer: ['spec.outlierDetection.baseEjectionTime', 'baseEjectionTime must not exceed maxEjectionTime'],
     validate: 'spec.outlierDetection.baseEjectionTime: baseEjectionTime must not exceed maxEjectionTime',
   },
+  {
+    name: 'a trusted proxy that is not an address or CIDR range',
+    mutate: (o) => {
+      o.spec.forwardedHeaders = { trustedProxies: ['10.0.0.0/8', '10.0.0.0/33'] };
+    },
+    apiServer: [
+      'spec.forwardedHeaders.trustedProxies[1]',
+      'must be an IP address or a CIDR range such as 203.0.113.0/24 or 2001:db8::/32',
+    ],
+    validate:
+      'spec.forwardedHeaders.trustedProxies[1]: must be an IP address or a CIDR range such as 203.0.113.0/24 or 2001:db8::/32, got "10.0.0.0/33"',
+  },
+  {
+    name: 'both trustedProxies and trustedHops',
+    mutate: (o) => {
+      o.spec.forwardedHeaders = { trustedProxies: ['10.0.0.0/8'], trustedHops: 1 };
+    },
+    apiServer: ['spec.forwardedHeaders', 'set trustedProxies or trustedHops, not both'],
+    validate: 'spec.forwardedHeaders: set trustedProxies or trustedHops, not both',
+  },
+  {
+    name: 'a body buffer above 8 MiB',
+    mutate: (o) => {
+      o.spec.request = { bodyBufferBytes: 16777216 };
+    },
+    apiServer: ['spec.request.bodyBufferBytes', 'should be less than or equal to 8388608'],
+    validate: 'spec.request.bodyBufferBytes: must be 0-8388608, got 16777216',
+  },
 ];

@@ -51,6 +51,8 @@ export interface Answer {
 export interface StartOptions {
   readonly dnsServer?: string;
   readonly maxBodyBytes?: number;
+  /** Memory for request bodies received before forwarding (default: the sidecar's). */
+  readonly requestBufferMemory?: number;
   readonly limits?: Partial<ClientLimits>;
   /** More Origins on other ports or hosts. */
   readonly extra?: (port: number) => OriginManifest[];
@@ -86,6 +88,7 @@ export async function startSidecar(spec: SpecPatch, opts: StartOptions = {}): Pr
     metrics,
     resolver,
     maxBodyBytes: opts.maxBodyBytes ?? 100 * 1024 * 1024,
+    requestBufferMemory: opts.requestBufferMemory,
     limits: {
       maxHeaderBytes: 16384,
       headersTimeoutMs: 10_000,

@@ -50,7 +50,7 @@ describe('examples/', () => {
     });
   });
 
-  it('show an origin in the same pod, a Service, external TLS, failover and the Edgio profile', () => {
+  it('show an origin in the same pod, a Service, external TLS, failover, the Edgio profile and a CDN in front', () => {
     expect(specs('same-pod.yaml')[0]?.upstream.host).toBe('127.0.0.1');
     expect(specs('service.yaml')[0]?.upstream.host).toMatch(/^[a-z0-9-]+\.[a-z0-9-]+\.svc\.cluster\.local$/);
     const [publicTls, privateTls] = specs('external-tls.yaml');
@@ -60,5 +60,13 @@ describe('examples/', () => {
     expect(privateTls?.upstream.tls?.caBundle).toContain('-----BEGIN CERTIFICATE-----');
     expect(specs('failover.yaml')[0]?.upstream.backups?.length).toBeGreaterThan(0);
     expect(specs('edgio-profile.yaml')[0]?.errorResponse.statusProfile).toBe('Edgio');
+    expect(specs('behind-cdn.yaml')[0]?.forwardedHeaders.trustedProxies?.length).toBeGreaterThan(0);
+  });
+
+  it('trust no one’s forwarding headers unless they say whose to trust', () => {
+    for (const { file, spec } of origins) {
+      if (file !== 'behind-cdn.yaml') expect(spec?.forwardedHeaders, file).toEqual({ trustedHops: 0 });
+      expect(spec?.request, file).toMatchObject({ underscoresInHeaders: 'Drop', trace: 'Refuse' });
+    }
   });
 });

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { forwardingTrust } from '../../src/sidecar/forwarding-trust.ts';
 import { cdnLoopContains, forwardRequestHeaders, forwardResponseHeaders } from '../../src/sidecar/headers.ts';
 
 const ctx = {
-  clientAddress: '127.0.0.9',
+  peer: '127.0.0.9',
+  trust: forwardingTrust(undefined),
   proto: 'http' as const,
   cdnId: 'originguard-abc',
   via: '1.1 originguard',
@@ -40,15 +42,104 @@ describe('request headers to the origin', () => {
     expect(names).toContain('accept');
   });
 
-  it('appends the client to X-Forwarded-For and sets Proto, Host, Via and CDN-Loop', () => {
-    const raw = ['Host', 'www.example.re', 'X-Forwarded-For', '127.0.0.5', 'Via', '1.1 edge'];
+  it("replaces an untrusted peer's forwarding headers with what the sidecar saw, and sets Via and CDN-Loop", () => {
+    const raw = [
+      'Host',
+      'www.example.re',
+      'X-Forwarded-For',
+      '6.6.6.6',
+      'X-Forwarded-Proto',
+      'https',
+      'X-Forwarded-Host',
+      'evil.example',
+      'Forwarded',
+      'for=6.6.6.6',
+      'X-Real-IP',
+      '6.6.6.6',
+      'True-Client-IP',
+      '6.6.6.6',
+      'X-Original-URL',
+      '/admin',
+      'Via',
+      '1.1 edge',
+    ];
+    const out = pairs(forwardRequestHeaders(raw, ctx).headers);
+    expect(out).toEqual([
+      ['host', 'www.example.re'],
+      ['x-forwarded-for', '127.0.0.9'],
+      ['x-forwarded-proto', 'http'],
+      ['x-forwarded-host', 'www.example.re'],
+      ['forwarded', 'for=127.0.0.9;host=www.example.re;proto=http'],
+      ['x-real-ip', '127.0.0.9'],
+      ['via', '1.1 edge, 1.1 originguard'],
+      ['cdn-loop', 'originguard-abc'],
+    ]);
+  });
+
+  it("keeps and appends to a trusted peer's forwarding headers, and finds the client behind it", () => {
+    const raw = [
+      'Host',
+      'www.example.re',
+      'X-Forwarded-For',
+      '6.6.6.6, 127.0.0.3',
+      'X-Forwarded-Proto',
+      'https',
+      'X-Forwarded-Host',
+      'www.example.re',
+      'Forwarded',
+      'for=127.0.0.3;proto=https',
+      'True-Client-IP',
+      '127.0.0.3',
+    ];
+    const trusted = { ...ctx, trust: forwardingTrust({ trustedProxies: ['127.0.0.8/31'], trustedHops: 0 }) };
+    const h = new Map(pairs(forwardRequestHeaders(raw, trusted).headers));
+    expect(h.get('x-forwarded-for')).toBe('6.6.6.6, 127.0.0.3, 127.0.0.9');
+    expect(h.get('x-forwarded-proto')).toBe('https');
+    expect(h.get('forwarded')).toBe(
+      'for=127.0.0.3;proto=https, for=127.0.0.9;host=www.example.re;proto=http',
+    );
+    expect(h.get('True-Client-IP')).toBe('127.0.0.3');
+    // 127.0.0.3 is outside the trusted range: it is the client, whatever it claims further left.
+    expect(h.get('x-real-ip')).toBe('127.0.0.3');
+    const hops = { ...ctx, trust: forwardingTrust({ trustedHops: 2 }) };
+    expect(new Map(pairs(forwardRequestHeaders(raw, hops).headers)).get('x-real-ip')).toBe('6.6.6.6');
+  });
+
+  it('never lets Connection remove Host, framing or the headers the proxy sets', () => {
+    const raw = [
+      'Host',
+      'www.example.re',
+      'Connection',
+      'Host, Content-Length, X-Forwarded-For, Via, CDN-Loop, Forwarded, X-Hop',
+      'Content-Length',
+      '3',
+      'X-Hop',
+      '1',
+    ];
     const h = new Map(pairs(forwardRequestHeaders(raw, ctx).headers));
-    expect(h.get('x-forwarded-for')).toBe('127.0.0.5, 127.0.0.9');
-    expect(h.get('x-forwarded-proto')).toBe('http');
-    expect(h.get('x-forwarded-host')).toBe('www.example.re');
-    expect(h.get('via')).toBe('1.1 edge, 1.1 originguard');
-    expect(h.get('cdn-loop')).toBe('originguard-abc');
     expect(h.get('host')).toBe('www.example.re');
+    expect(h.get('Content-Length')).toBe('3');
+    expect(h.get('x-forwarded-for')).toBe('127.0.0.9');
+    expect(h.get('via')).toBe('1.1 originguard');
+    expect(h.has('X-Hop')).toBe(false);
+  });
+
+  it('drops header names with underscores unless the Origin allows them', () => {
+    const raw = ['Host', 'x', 'X_Forwarded_For', '6.6.6.6', 'X-Ok', '1'];
+    expect(pairs(forwardRequestHeaders(raw, ctx).headers).map(([n]) => n)).not.toContain('X_Forwarded_For');
+    expect(pairs(forwardRequestHeaders(raw, { ...ctx, underscores: true }).headers)).toContainEqual([
+      'X_Forwarded_For',
+      '6.6.6.6',
+    ]);
+  });
+
+  it('counts Max-Forwards down on OPTIONS and TRACE only', () => {
+    const raw = ['Host', 'x', 'Max-Forwards', '3'];
+    const of = (method: string) =>
+      new Map(pairs(forwardRequestHeaders(raw, { ...ctx, method }).headers)).get('Max-Forwards');
+    expect(of('OPTIONS')).toBe('2');
+    expect(of('TRACE')).toBe('2');
+    expect(of('GET')).toBe('3');
   });
 
   it('sends upstream.hostHeader instead of the client Host when set', () => {

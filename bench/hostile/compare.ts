@@ -1,0 +1,209 @@
+// The hostile-input battery against originguard (the built bundle) and nginx
+// (Debian's, as a plain reverse proxy) side by side, each in front of its own
+// recording origin on loopback. Prints a table (case, originguard, nginx) and
+// writes it to bench/results/hostile.md. See docs/security.md.
+//
+//   npm run hostile:compare            (builds dist/ first)
+//   node bench/hostile/compare.ts --help
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { nginxPlainProxy } from '../lib/nginx.ts';
+import { type Started, start, stopAll } from '../lib/processes.ts';
+import { freePort, pollUntil } from '../lib/subjects.ts';
+import { ensureTools } from '../lib/tools.ts';
+import { CLASSES, HOST, type HostileCase, type Outcome } from './case.ts';
+import { RecordingOrigin } from './recording-origin.ts';
+import { CASES, GOOD, mismatches, runCase, summary } from './run.ts';
+import { header, statusOf } from './wire.ts';
+
+const HELP = `Usage: node bench/hostile/compare.ts [options]   (npm run hostile:compare builds dist/ first)
+
+  --only IDS          comma list of case ids (default: every case)
+  --originguard-cli P the built originguard CLI (default: dist/originguard.mjs)
+  --no-install        do not apt-get install nginx, only say how
+  --out FILE          markdown report (default: bench/results/hostile.md)
+  -h, --help
+`;
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Subject {
+  readonly name: string;
+  readonly port: number;
+  readonly origin: RecordingOrigin;
+  readonly proc: Started;
+}
+
+interface Row {
+  readonly c: HostileCase;
+  readonly cells: Record<string, { outcome: Outcome; why: string | undefined; serving: boolean }>;
+  readonly exact: string[];
+}
+
+function originguardConfig(port: number, upstreamPort: number): string {
+  return `apiVersion: edge.originguard.dev/v1alpha1
+kind: Origin
+metadata: {name: web, namespace: hostile}
+spec:
+  selector: {matchLabels: {app: web}}
+  listen: {port: ${port}, address: 127.0.0.1}
+  hosts: [${HOST}]
+  upstream: {host: 127.0.0.1, port: ${upstreamPort}}
+`;
+}
+
+async function startOriginguard(dir: string, cli: string): Promise<Subject & { adminPort: number }> {
+  const origin = await RecordingOrigin.start();
+  const port = await freePort();
+  const adminPort = await freePort();
+  const config = join(dir, 'originguard.yaml');
+  writeFileSync(config, originguardConfig(port, origin.port));
+  const args = [cli, 'sidecar', '--config', config, '--admin-port', String(adminPort)];
+  const proc = start(
+    'originguard',
+    process.execPath,
+    [...args, '--admin-address', '127.0.0.1', '--log-level', 'error'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, NODE_ENV: 'production' },
+    },
+  );
+  await pollUntil(adminPort, '/readyz', (s) => s === 200, performance.now(), 15_000, proc);
+  return { name: 'originguard', port, origin, proc, adminPort };
+}
+
+async function startNginx(dir: string): Promise<Subject> {
+  const origin = await RecordingOrigin.start();
+  const port = await freePort();
+  const proc = start('nginx', 'nginx', nginxPlainProxy(dir, port, origin.port));
+  await pollUntil(port, '/', (s) => s === 200, performance.now(), 15_000, proc);
+  return { name: 'nginx', port, origin, proc };
+}
+
+async function runAll(
+  cases: readonly HostileCase[],
+  subjects: readonly Subject[],
+  cdnId: string,
+): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const c of cases) {
+    const cells: Row['cells'] = {};
+    let exact: string[] = [];
+    for (const s of subjects) {
+      const outcome = await runCase(c, s.port, s.origin);
+      const after = await runCase(GOOD, s.port, s.origin);
+      const serving = after.exchange.responses.some((r) => statusOf(r) === 200);
+      cells[s.name] = {
+        outcome,
+        why: c.judge(outcome) ?? (serving ? undefined : 'stopped serving'),
+        serving,
+      };
+      if (s.name === 'originguard') exact = mismatches(c, outcome, { cdnId });
+    }
+    rows.push({ c, cells, exact });
+    process.stdout.write('.');
+  }
+  process.stdout.write('\n');
+  return rows;
+}
+
+const cell = (r: Row, name: string): string => {
+  const x = r.cells[name];
+  if (x === undefined) return '';
+  return `${x.why === undefined ? '✓' : '✗'} ${summary(x.outcome)}${x.why === undefined ? '' : `: ${x.why}`}`;
+};
+
+const cellText = (s: string) => s.replaceAll('|', '\\|').replaceAll('\r', '\\r').replaceAll('\n', '\\n');
+
+function report(rows: readonly Row[], versions: Record<string, string>, status: string): string {
+  const held = (name: string) => rows.filter((r) => r.cells[name]?.why === undefined).length;
+  const lines = [
+    '# Hostile and malformed traffic: originguard and nginx side by side',
+    '',
+    `Generated by \`npm run hostile:compare\` on ${new Date().toISOString()}. ${versions.originguard}; ${versions.nginx}`,
+    'as a plain reverse proxy (`bench/lib/nginx.ts` `nginxPlainProxy`). Each proxy has its own recording origin on',
+    'loopback. ✓: the property the case checks holds (see `bench/hostile/*-cases.ts`); ✗: it does not, and why.',
+    'A cell lists the statuses the client got and whether the request reached the origin.',
+    '',
+    `Properties held: originguard ${held('originguard')}/${rows.length}, nginx ${held('nginx')}/${rows.length}.`,
+    `originguard's own health after the run (admin /status): ${status}.`,
+    '',
+  ];
+  for (const [cls, description] of Object.entries(CLASSES)) {
+    const mine = rows.filter((r) => r.c.class === cls);
+    if (mine.length === 0) continue;
+    lines.push(`## ${description}`, '', '| case | what | originguard | nginx |', '|---|---|---|---|');
+    for (const r of mine) {
+      lines.push(
+        `| \`${r.c.id}\` | ${cellText(r.c.title)} | ${cellText(cell(r, 'originguard'))} | ${cellText(cell(r, 'nginx'))} |`,
+      );
+    }
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<number> {
+  const { values: flags } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      'originguard-cli': { type: 'string', default: join(ROOT, 'dist/originguard.mjs') },
+      'no-install': { type: 'boolean' },
+      out: { type: 'string', default: join(ROOT, 'bench/results/hostile.md') },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (flags.help === true) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const [nginxTool] = ensureTools(['nginx'], flags['no-install'] !== true);
+  const only = flags.only?.split(',');
+  const cases = only === undefined ? CASES : CASES.filter((c) => only.includes(c.id));
+  const dir = mkdtempSync(join(tmpdir(), 'originguard-hostile-'));
+  const subjects: Subject[] = [];
+  try {
+    const og = await startOriginguard(dir, flags['originguard-cli']);
+    subjects.push(og);
+    const nginx = await startNginx(dir);
+    subjects.push(nginx);
+    const warm = await runCase(GOOD, og.port, og.origin);
+    const cdnId = header(warm.forwarded[0] ?? { headers: [] }, 'cdn-loop') ?? '';
+    process.stdout.write(`${cases.length} cases against originguard and ${nginxTool?.version}\n`);
+    const rows = await runAll(cases, [og, nginx], cdnId);
+    const status = await (await fetch(`http://127.0.0.1:${og.adminPort}/status`)).json();
+    const [h] = (status as { origins?: { state: string; failures: number }[] }).origins ?? [];
+    const health = h === undefined ? 'unknown' : `${h.state}, ${h.failures} failure(s) counted`;
+    const md = report(
+      rows,
+      {
+        originguard: `originguard (${relative(ROOT, flags['originguard-cli'])})`,
+        nginx: nginxTool?.version ?? 'nginx',
+      },
+      health,
+    );
+    mkdirSync(dirname(flags.out), { recursive: true });
+    writeFileSync(flags.out, md);
+    process.stdout.write(`${md}\nwrote ${flags.out}\n`);
+    const weaker = rows.filter(
+      (r) => r.cells.originguard?.why !== undefined && r.cells.nginx?.why === undefined,
+    );
+    const inexact = rows.filter((r) => r.exact.length > 0);
+    for (const r of inexact)
+      process.stdout.write(
+        `originguard differs from its expectation in ${r.c.id}:\n  ${r.exact.join('\n  ')}\n`,
+      );
+    if (weaker.length > 0)
+      process.stdout.write(`originguard is weaker than nginx in: ${weaker.map((r) => r.c.id).join(', ')}\n`);
+    return weaker.length > 0 || inexact.length > 0 ? 1 : 0;
+  } finally {
+    await stopAll();
+    await Promise.all(subjects.map((s) => s.origin.close()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+process.exitCode = await main();
