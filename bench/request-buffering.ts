@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nginxPlainProxy } from './lib/nginx.ts';
 import { groupRss, type Started, start, stopAll } from './lib/processes.ts';
-import { freePort, pollUntil } from './lib/subjects.ts';
+import { freePort, originguardConfig, pollUntil } from './lib/subjects.ts';
 import { ensureTools } from './lib/tools.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -64,18 +64,6 @@ interface Subject {
   readonly port: number;
 }
 
-function originguardConfig(port: number, upstreamPort: number, bodyBufferBytes: number): string {
-  return `apiVersion: edge.originguard.dev/v1alpha1
-kind: Origin
-metadata: {name: upload, namespace: bench}
-spec:
-  selector: {matchLabels: {app: upload}}
-  listen: {port: ${port}, address: 127.0.0.1}
-  upstream: {host: 127.0.0.1, port: ${upstreamPort}}
-  request: {bodyBufferBytes: ${bodyBufferBytes}}
-`;
-}
-
 async function startOriginguard(
   dir: string,
   cli: string,
@@ -86,7 +74,10 @@ async function startOriginguard(
   const port = await freePort();
   const admin = await freePort();
   const config = join(dir, `${name}.yaml`);
-  writeFileSync(config, originguardConfig(port, upstream, buffer));
+  writeFileSync(
+    config,
+    originguardConfig(port, { host: '127.0.0.1', port: upstream }, [`request: {bodyBufferBytes: ${buffer}}`]),
+  );
   const args = [
     cli,
     'sidecar',

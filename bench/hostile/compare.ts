@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nginxPlainProxy } from '../lib/nginx.ts';
 import { type Started, start, stopAll } from '../lib/processes.ts';
-import { freePort, pollUntil } from '../lib/subjects.ts';
+import { freePort, originguardConfig, pollUntil } from '../lib/subjects.ts';
 import { ensureTools } from '../lib/tools.ts';
 import { CLASSES, HOST, type HostileCase, type Outcome } from './case.ts';
 import { RecordingOrigin } from './recording-origin.ts';
@@ -43,24 +43,15 @@ interface Row {
   readonly exact: string[];
 }
 
-function originguardConfig(port: number, upstreamPort: number): string {
-  return `apiVersion: edge.originguard.dev/v1alpha1
-kind: Origin
-metadata: {name: web, namespace: hostile}
-spec:
-  selector: {matchLabels: {app: web}}
-  listen: {port: ${port}, address: 127.0.0.1}
-  hosts: [${HOST}]
-  upstream: {host: 127.0.0.1, port: ${upstreamPort}}
-`;
-}
-
 async function startOriginguard(dir: string, cli: string): Promise<Subject & { adminPort: number }> {
   const origin = await RecordingOrigin.start();
   const port = await freePort();
   const adminPort = await freePort();
   const config = join(dir, 'originguard.yaml');
-  writeFileSync(config, originguardConfig(port, origin.port));
+  writeFileSync(
+    config,
+    originguardConfig(port, { host: '127.0.0.1', port: origin.port }, [`hosts: [${HOST}]`]),
+  );
   const args = [cli, 'sidecar', '--config', config, '--admin-port', String(adminPort)];
   const proc = start(
     'originguard',

@@ -62,7 +62,12 @@ export interface UpstreamSpec {
   connectTimeout?: string;
 }
 
-export function originguardConfig(listenPort: number, upstream: UpstreamSpec): string {
+/** A one-Origin config file; `extra` adds spec lines (indented two spaces) such as `hosts: [a.test]`. */
+export function originguardConfig(
+  listenPort: number,
+  upstream: UpstreamSpec,
+  extra: readonly string[] = [],
+): string {
   return `apiVersion: edge.originguard.dev/v1alpha1
 kind: Origin
 metadata: {name: bench, namespace: default}
@@ -71,7 +76,7 @@ spec:
   listen: {port: ${listenPort}, address: 127.0.0.1}
   upstream: {host: ${upstream.host}, port: ${upstream.port}}
   timeouts: {connect: ${upstream.connectTimeout ?? '5s'}, response: 60s}
-`;
+${extra.map((l) => `  ${l}\n`).join('')}`;
 }
 
 /** Starts `originguard sidecar` on CPU 1 with a one-Origin config file. */
