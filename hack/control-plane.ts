@@ -31,6 +31,8 @@ export interface ControlPlaneOptions {
   startTimeoutMs?: number;
   /** Progress messages (default: none). */
   log?: (message: string) => void;
+  /** More kube-apiserver flags (a benchmark raising --max-requests-inflight, say); later flags win. */
+  apiServerArgs?: readonly string[];
 }
 
 export interface ControlPlane {
@@ -81,7 +83,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const deadline = Date.now() + (options.startTimeoutMs ?? 90_000);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(binaries, deadline, log);
+      return await startOnce(binaries, deadline, log, options.apiServerArgs ?? []);
     } catch (error) {
       // Free ports are picked before the processes bind them; another process
       // can take one in between. Start again on fresh ports.
@@ -96,6 +98,7 @@ async function startOnce(
   binaries: Binaries,
   deadline: number,
   log: (message: string) => void,
+  extraApiServerArgs: readonly string[],
 ): Promise<ControlPlane> {
   const dir = await mkdtemp(join(tmpdir(), 'originguard-cp-'));
   const started: Started[] = [];
@@ -141,7 +144,7 @@ async function startOnce(
     const server = `https://127.0.0.1:${apiPort}`;
     const issuer = server;
     await writeCredentials(pki, adminToken);
-    const apiArgs = apiserverArgs({ pki, etcdUrl, apiPort, issuer });
+    const apiArgs = [...apiserverArgs({ pki, etcdUrl, apiPort, issuer }), ...extraApiServerArgs];
     const apiserver = spawnLogged('kube-apiserver', binaries.kubeApiserver, apiArgs, logs, watchdog);
     started.push(apiserver);
     const caFile = join(pki, 'apiserver.crt');

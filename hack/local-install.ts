@@ -15,7 +15,7 @@ import {
 import { DEFAULT_WEBHOOK_CONFIGURATION, SYSTEM_NAMESPACES } from '../src/operator/names.ts';
 import { type ControlPlane, kubeconfigYaml } from './control-plane.ts';
 import { freePort } from './net.ts';
-import { type OperatorProcess, startOperator } from './run-operator.ts';
+import { type OperatorProcess, type OperatorProcessOptions, startOperator } from './run-operator.ts';
 
 const repo = new URL('../', import.meta.url);
 const OPERATOR_SA = 'originguard-operator';
@@ -27,12 +27,19 @@ export interface LocalInstallOptions {
   operatorArgs?: string[];
   /** Lifetime of the operator's token (default 24h; the playground may run long). */
   tokenDuration?: string;
+  /** How to run the operator process (default: the TypeScript sources, debug logs). */
+  process?: Pick<OperatorProcessOptions, 'command' | 'env' | 'logLevel'>;
 }
 
 export interface LocalInstall {
-  operator: OperatorProcess;
+  /** The operator process running now (a new one after restart()). */
+  readonly operator: OperatorProcess;
   operatorNamespace: string;
   webhookConfiguration: string;
+  /** The kubeconfig with the operator's own token. */
+  operatorKubeconfig: string;
+  /** Stops the operator (SIGTERM) and starts it again with the same flags and webhook port; does not wait for ready. */
+  restart(): Promise<OperatorProcess>;
   /** Stops the operator (SIGTERM). The objects stay; they go with the control plane. */
   stop(): Promise<void>;
 }
@@ -124,7 +131,8 @@ export async function installLocally(
   });
   await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], JSON.stringify(webhook));
 
-  const operator = await startOperator({
+  const processOptions: OperatorProcessOptions = {
+    ...opts.process,
     kubeconfig: operatorKubeconfig,
     namespace,
     webhookPort,
@@ -133,7 +141,8 @@ export async function installLocally(
       '--log-level=info',
       ...(opts.operatorArgs ?? []),
     ],
-  });
+  };
+  let operator = await startOperator(processOptions);
   try {
     await operator.waitReady(60_000);
     // The webhook fails open: a pod created before the API server trusts it would go uninjected.
@@ -152,9 +161,17 @@ export async function installLocally(
     throw new Error(`${(err as Error).message}\n--- operator log ---\n${operator.tail()}`);
   }
   return {
-    operator,
+    get operator() {
+      return operator;
+    },
     operatorNamespace: namespace,
     webhookConfiguration,
+    operatorKubeconfig,
+    async restart() {
+      await operator.stop('SIGTERM');
+      operator = await startOperator(processOptions);
+      return operator;
+    },
     async stop() {
       await operator.stop('SIGTERM');
     },

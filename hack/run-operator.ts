@@ -7,6 +7,8 @@ import { collectJsonLines, waitForReadyz } from './child-output.ts';
 import { freePort } from './net.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+/** The built artifact as the image runs it (npm run build first): `command: [process.execPath, BUNDLE_CLI]`. */
+export const BUNDLE_CLI = new URL('../bin/originguard.js', import.meta.url).pathname;
 
 export interface OperatorProcess {
   readonly child: ChildProcess;
@@ -40,6 +42,8 @@ export interface OperatorProcessOptions {
    * for the image; `kubeconfig` is then the path the container sees.
    */
   command?: readonly string[];
+  /** Default: debug (tests assert on debug lines); a later --log-level in `args` wins. */
+  logLevel?: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -61,7 +65,7 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
     `--metrics-bind-address=127.0.0.1:${metricsPort}`,
     opts.webhook === false ? '--webhook-bind-address=0' : `--webhook-bind-address=127.0.0.1:${webhookPort}`,
     '--webhook-host=127.0.0.1',
-    '--log-level=debug',
+    `--log-level=${opts.logLevel ?? 'debug'}`,
     ...(opts.args ?? []),
   ];
   const child = spawn(program, args, {

@@ -150,18 +150,29 @@ export class KubeClient {
   /** Lists a collection, following `continue` pages. */
   async list<T>(path: string, query: Query = {}, pageSize = 500): Promise<ListResult<T>> {
     const items: T[] = [];
-    let cont: string | undefined;
     let resourceVersion = '';
+    for await (const page of this.pages<T>(path, query, pageSize)) {
+      items.push(...page.items);
+      resourceVersion = page.resourceVersion;
+    }
+    return { items, resourceVersion };
+  }
+
+  /**
+   * Lists a collection one page at a time (`limit`/`continue`): a caller that applies
+   * each page before asking for the next never holds the whole collection. Every page
+   * is of the same snapshot; the last one's resourceVersion is the list's.
+   */
+  async *pages<T>(path: string, query: Query = {}, pageSize = 500): AsyncGenerator<ListResult<T>> {
+    let cont: string | undefined;
     do {
       const page = await this.request<{
         items: T[];
         metadata: { resourceVersion: string; continue?: string };
       }>('GET', path, { query: { ...query, limit: pageSize, continue: cont } });
-      items.push(...page.items);
-      resourceVersion = page.metadata.resourceVersion;
       cont = page.metadata.continue || undefined;
+      yield { items: page.items, resourceVersion: page.metadata.resourceVersion };
     } while (cont !== undefined);
-    return { items, resourceVersion };
   }
 
   /** Server-side apply (JSON is YAML, so the body goes as is). */

@@ -56,7 +56,12 @@ export interface Pod {
     initContainers?: readonly Named[];
     volumes?: readonly Named[];
   };
-  status?: { phase?: string };
+  status?: { phase?: string; conditions?: readonly PodCondition[] };
+}
+
+export interface PodCondition {
+  type: string;
+  status: string;
 }
 
 /** A Pod as the API server stores it (what an informer caches): named. */

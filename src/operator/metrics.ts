@@ -18,6 +18,8 @@ export const ORIGIN_POD_STATES = [
 export class OperatorMetrics {
   readonly registry = new Registry();
   readonly #queueDepths = new Map<string, () => number>();
+  #cacheSizes: Record<string, () => number> = {};
+  #podNamespaces: () => number = () => 0;
   readonly reconciles = new Counter({
     name: 'originguard_operator_reconciles_total',
     help: 'Reconciles run, by controller and result (success, error).',
@@ -60,7 +62,7 @@ export class OperatorMetrics {
   });
   readonly webhookReviewDuration = new Histogram({
     name: 'originguard_operator_webhook_review_duration_seconds',
-    help: 'Time the webhook took to decide and answer one pod admission review.',
+    help: 'Time the webhook took to answer one pod admission review, from its request to its response (read, decide, answer).',
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
@@ -80,6 +82,36 @@ export class OperatorMetrics {
     labelNames: ['resource', 'reason'] as const,
     registers: [this.registry],
   });
+
+  readonly cachedObjects = new Gauge({
+    name: 'originguard_operator_cached_objects',
+    help: 'Objects held in the informer caches, by resource (pods: only in namespaces with Origins).',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [resource, size] of Object.entries(this.#cacheSizes)) {
+        this.cachedObjects.labels(resource).set(size());
+      }
+    },
+  });
+  readonly podWatchNamespaces = new Gauge({
+    name: 'originguard_operator_pod_watch_namespaces',
+    help: 'Namespaces whose pods the operator watches: those with at least one Origin.',
+    registers: [this.registry],
+    collect: () => {
+      this.podWatchNamespaces.set(this.#podNamespaces());
+    },
+  });
+
+  /** Reports each `size()` as the cached objects of its resource at each scrape. */
+  watchCache(sizes: Record<string, () => number>): void {
+    this.#cacheSizes = sizes;
+  }
+
+  /** Reports `count()` as the namespaces whose pods are watched at each scrape. */
+  watchPodNamespaces(count: () => number): void {
+    this.#podNamespaces = count;
+  }
 
   // Per Origin, from the status the leader writes (the kube-state-metrics way), so
   // alerts and dashboards need no sidecar scrape to know an Origin's state.

@@ -2,13 +2,14 @@
 // sidecar RoleBindings feed two coalescing work queues (Origin status, namespace
 // RBAC) that run only on the replica holding the leader Lease; every replica
 // serves the injection webhook with the certificate kept in a shared Secret.
+// Pods are watched only in namespaces with Origins, slimmed (pod-cache.ts).
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../api/origin.ts';
 import { ORIGIN_LABEL } from '../api/report.ts';
 import { selects } from '../api/selector.ts';
 import { type KubeClient, resourcePath } from '../kube/client.ts';
-import { Informer } from '../kube/informer.ts';
+import { Informer, namespaceOfPath } from '../kube/informer.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { objectKey } from '../kube/objects.ts';
 import { WorkQueue } from '../kube/work-queue.ts';
@@ -16,6 +17,7 @@ import { type Admission, type AdmissionOptions, startAdmission } from './admissi
 import { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, SIDECAR_ROLE_BINDING } from './names.ts';
+import { PodCache } from './pod-cache.ts';
 import { RbacController } from './rbac-controller.ts';
 import type { Origin, Pod, Report, RoleBinding } from './resources.ts';
 import { StatusController } from './status-controller.ts';
@@ -56,7 +58,7 @@ export class Operator {
   private readonly metrics: OperatorMetrics;
   readonly origins: Informer<Origin>;
   readonly reports: Informer<Report>;
-  readonly pods: Informer<Pod>;
+  readonly pods: PodCache;
   readonly bindings: Informer<RoleBinding>;
   private readonly statusController: StatusController;
   private readonly rbacController: RbacController;
@@ -72,26 +74,24 @@ export class Operator {
     this.opts = opts;
     this.logger = logger;
     this.metrics = metrics;
-    const informer = <T extends Origin | Report | Pod | RoleBinding>(
+    const common = (name: string) => ({
+      relistIntervalMs: opts.resyncIntervalMs,
+      logger,
+      onRestart: (reason: string) => metrics.watchRestarts.labels(name, reason).inc(),
+    });
+    const informer = <T extends Origin | Report | RoleBinding>(
       name: string,
       group: string,
       version: string,
       plural: string,
       extra: { labelSelector?: string; fieldSelector?: string } = {},
     ) =>
-      new Informer<T>(client, {
-        name,
-        paths: this.paths(group, version, plural),
-        relistIntervalMs: opts.resyncIntervalMs,
-        logger,
-        onRestart: (reason) => metrics.watchRestarts.labels(name, reason).inc(),
-        ...extra,
-      });
+      new Informer<T>(client, { name, paths: this.paths(group, version, plural), ...common(name), ...extra });
     this.origins = informer<Origin>('origins', GROUP, VERSION, 'origins');
     this.reports = informer<Report>('originreports', GROUP, VERSION, 'originreports', {
       labelSelector: ORIGIN_LABEL,
     });
-    this.pods = informer<Pod>('pods', '', 'v1', 'pods');
+    this.pods = new PodCache(client, common('pods'));
     this.bindings = informer<RoleBinding>('rolebindings', 'rbac.authorization.k8s.io', 'v1', 'rolebindings', {
       labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}`,
       fieldSelector: `metadata.name=${SIDECAR_ROLE_BINDING}`,
@@ -109,6 +109,13 @@ export class Operator {
     // Read at each scrape: exact for each queue, 0 on a replica that does not lead.
     metrics.watchQueueDepth('status', () => this.statusQueue?.depth ?? 0);
     metrics.watchQueueDepth('rbac', () => this.rbacQueue?.depth ?? 0);
+    metrics.watchCache({
+      origins: () => this.origins.size,
+      originreports: () => this.reports.size,
+      pods: () => this.pods.informer.size,
+      rolebindings: () => this.bindings.size,
+    });
+    metrics.watchPodNamespaces(() => this.pods.namespaces.length);
     this.rbacController = new RbacController({
       client,
       origins: this.origins,
@@ -124,9 +131,18 @@ export class Operator {
     return this.opts.watchNamespaces.map((namespace) => resourcePath({ group, version, plural, namespace }));
   }
 
+  /**
+   * Ready to answer admission reviews: the webhook decides from Origins alone, so a
+   * replica is ready once they are listed and its certificate is loaded. The other
+   * caches gate the reconcilers instead (start() joins the election once they synced),
+   * so a namespace gaining its first Origin never takes a webhook endpoint away.
+   */
   get ready(): boolean {
-    const informersSynced = [this.origins, this.reports, this.pods, this.bindings].every((i) => i.synced);
-    return informersSynced && (this.admission === undefined || this.admission.ready);
+    return this.origins.synced && (this.admission === undefined || this.admission.ready);
+  }
+
+  private get informers() {
+    return [this.origins, this.reports, this.pods.informer, this.bindings];
   }
 
   get isLeader(): boolean {
@@ -139,10 +155,22 @@ export class Operator {
       this.statusQueue?.add(objectKey(o));
       this.rbacQueue?.add(o.metadata.namespace ?? '');
     };
-    this.origins.on('add', originChanged);
+    // A namespace's pods are watched from its first Origin on, until its last goes.
+    const namespacesChanged = (o: Origin) => {
+      this.pods.follow(this.origins.namespaces());
+      originChanged(o);
+    };
+    this.origins.on('add', namespacesChanged);
     // Our own status writes come back as updates too; the rerun finds nothing to write.
     this.origins.on('update', originChanged);
-    this.origins.on('delete', originChanged);
+    this.origins.on('delete', namespacesChanged);
+    // Controllers skip a namespace until its pods are listed; then it gets its turn.
+    this.pods.informer.on('pathSynced', (path) => {
+      const ns = namespaceOfPath(path);
+      if (ns === undefined) return;
+      for (const o of this.origins.list(ns)) this.statusQueue?.add(objectKey(o));
+      this.rbacQueue?.add(ns);
+    });
     const reportChanged = (r: Report) => {
       const origin = r.status?.originName;
       if (origin !== undefined && r.metadata.namespace !== undefined)
@@ -162,15 +190,15 @@ export class Operator {
         }
       }
     };
-    this.pods.on('add', (p) => podChanged(p));
-    this.pods.on('update', (p, old) => podChanged(p, old));
-    this.pods.on('delete', (p) => podChanged(p));
+    this.pods.informer.on('add', (p) => podChanged(p));
+    this.pods.informer.on('update', (p, old) => podChanged(p, old));
+    this.pods.informer.on('delete', (p) => podChanged(p));
     this.bindings.on('delete', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
     this.bindings.on('update', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
   }
 
   async start(): Promise<void> {
-    for (const i of [this.origins, this.reports, this.pods, this.bindings]) i.start();
+    for (const i of this.informers) i.start();
     if (this.opts.admission !== undefined) {
       this.admission = await startAdmission({
         ...this.opts.admission,
@@ -182,8 +210,13 @@ export class Operator {
       });
     }
     await this.startServers();
-    await Promise.all([this.origins, this.reports, this.pods, this.bindings].map((i) => i.waitForSync()));
-    this.logger.info('caches synced');
+    // Origins first: they say which namespaces' pods to list.
+    await this.origins.waitForSync();
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+    this.logger.info(
+      { pods: this.pods.informer.size, podNamespaces: this.pods.namespaces.length },
+      'caches synced',
+    );
     const le = this.opts.leaderElection;
     if (!le.enabled) {
       this.startLeading();
@@ -275,7 +308,7 @@ export class Operator {
     await this.stopLeading();
     await this.elector?.stop();
     await this.admission?.close();
-    await Promise.all([this.origins, this.reports, this.pods, this.bindings].map((i) => i.stop()));
+    await Promise.all(this.informers.map((i) => i.stop()));
     await Promise.all(this.servers.map((s) => s.close()));
   }
 }

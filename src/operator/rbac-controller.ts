@@ -9,12 +9,13 @@ import { type KubeClient, resourcePath } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
 import { sidecarRoleBinding } from './manifests.ts';
 import { OPERATOR_FIELD_MANAGER, SIDECAR_ROLE_BINDING } from './names.ts';
+import type { PodCache } from './pod-cache.ts';
 import type { Origin, Pod, RoleBinding } from './resources.ts';
 
 export interface RbacControllerDeps {
   client: KubeClient;
   origins: Informer<Origin>;
-  pods: Informer<Pod>;
+  pods: Pick<PodCache, 'list' | 'synced'>;
   bindings: Informer<RoleBinding>;
   logger: Logger;
 }
@@ -57,6 +58,8 @@ export class RbacController {
       logger.info({ namespace }, 'no Origins left: removed the sidecar RoleBinding');
       return;
     }
+    // Subjects from an unlisted namespace would drop every sidecar's rights: wait for its pods.
+    if (!pods.synced(namespace)) return;
     const desired = sidecarRoleBinding(namespace, sidecarServiceAccounts(nsOrigins, pods.list(namespace)));
     if (existing !== undefined && subjectsKey(existing) === subjectsKey(desired as RoleBinding)) return;
     await client.apply(path, desired, OPERATOR_FIELD_MANAGER);

@@ -12,7 +12,8 @@ import { aggregateStatus, SPEC_APPLY_GRACE_MS } from './aggregate.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { OPERATOR_FIELD_MANAGER } from './names.ts';
-import type { Origin, Pod, Report } from './resources.ts';
+import type { PodCache } from './pod-cache.ts';
+import type { Origin, Report } from './resources.ts';
 import { statusChanged } from './status-diff.ts';
 import { transitionEvents } from './status-events.ts';
 
@@ -20,7 +21,7 @@ export interface StatusControllerDeps {
   client: KubeClient;
   origins: Informer<Origin>;
   reports: Informer<Report>;
-  pods: Informer<Pod>;
+  pods: Pick<PodCache, 'list' | 'synced'>;
   events: EventRecorder;
   metrics: OperatorMetrics;
   logger: Logger;
@@ -59,6 +60,8 @@ export class StatusController {
       return undefined;
     }
     const { name, namespace = '' } = origin.metadata;
+    // Until its namespace's pods are listed, every pod would look gone: wait (the sync requeues it).
+    if (!pods.synced(namespace)) return undefined;
     const previous = this.previousStatus(key, origin);
     const next = aggregateStatus({
       origin: origin as Parameters<typeof aggregateStatus>[0]['origin'],

@@ -37,6 +37,7 @@ export interface ReviewOutcome {
   /** `injected`, a skip reason, `ignored` (not a pod CREATE) or `error` (decide threw: allowed unpatched). */
   result: 'injected' | SkipReason | 'ignored' | 'error';
   origins: readonly string[];
+  /** From the request reaching the handler (headers read) to the response written: body, decision, patch. */
   durationMs: number;
 }
 
@@ -119,8 +120,10 @@ function respond(res: ServerResponse, status: number, body: string, type: string
   res.end(body);
 }
 
-async function review(opts: WebhookServerOptions, request: AdmissionRequest): Promise<object> {
-  const started = performance.now();
+async function review(
+  opts: WebhookServerOptions,
+  request: AdmissionRequest,
+): Promise<{ response: object; outcome: Omit<ReviewOutcome, 'durationMs'> }> {
   const namespace = request.namespace ?? '';
   let decision: InjectionDecision | undefined;
   let result: ReviewOutcome['result'] = 'ignored';
@@ -143,18 +146,21 @@ async function review(opts: WebhookServerOptions, request: AdmissionRequest): Pr
   const fields = { uid: request.uid, namespace, pod: podName, result, origins };
   if (decision?.inject) opts.logger.info(fields, 'sidecar injected');
   else opts.logger.debug(fields, 'pod admitted without injection');
-  opts.onReview?.({ uid: request.uid, namespace, result, origins, durationMs: performance.now() - started });
   const patch = decision?.inject
     ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(decision.patch)).toString('base64') }
     : {};
   return {
-    apiVersion: REVIEW_API_VERSION,
-    kind: 'AdmissionReview',
-    response: { uid: request.uid, allowed: true, ...patch },
+    response: {
+      apiVersion: REVIEW_API_VERSION,
+      kind: 'AdmissionReview',
+      response: { uid: request.uid, allowed: true, ...patch },
+    },
+    outcome: { uid: request.uid, namespace, result, origins },
   };
 }
 
 async function handle(opts: WebhookServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now();
   const path = (req.url ?? '').split('?')[0];
   if (path !== MUTATE_PODS_PATH) {
     respond(res, 404, `not found: ${path}; the webhook serves POST ${MUTATE_PODS_PATH}\n`, 'text/plain');
@@ -167,7 +173,9 @@ async function handle(opts: WebhookServerOptions, req: IncomingMessage, res: Ser
   }
   try {
     const request = parseReview(req, await readBody(req));
-    respond(res, 200, JSON.stringify(await review(opts, request)), 'application/json');
+    const { response, outcome } = await review(opts, request);
+    respond(res, 200, JSON.stringify(response), 'application/json');
+    opts.onReview?.({ ...outcome, durationMs: performance.now() - started });
   } catch (err) {
     if (!(err instanceof BadReviewError)) throw err;
     opts.logger.warn({ status: err.status, reason: err.message }, 'admission review refused');

@@ -1,0 +1,394 @@
+// Operator benchmark at cluster scale: the built bundle run as the chart runs it
+// (its NODE_OPTIONS and memory limit from `helm template`, its own least-privilege
+// token), on a real control plane filled with pods created through the API in 30
+// namespaces, one in ten selected by one of 100 Origins. At each size it reports
+// the operator's RSS (after the load, during a relist, right after a restart),
+// restart to /readyz, the webhook's own answer time during a burst of pod
+// creations, pods/s with and without the webhook, status convergence, and the cost
+// of one status reconcile in a namespace that does not grow. Side by side, the
+// peer: the operator before the slim cache (built from git), run as a standby
+// replica on the same cluster.
+//
+//   npm run bench:operator                       (sizes 1000,10000; ~15 min)
+//   node bench/operator.ts --sizes 300 --no-peer (a quick look)
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startControlPlane } from '../hack/control-plane.ts';
+import { ensureNamespace, installLocally, kubectlFor } from '../hack/local-install.ts';
+import { BUNDLE_CLI, type OperatorProcess, startOperator } from '../hack/run-operator.ts';
+import { KubeClient, resourcePath } from '../src/kube/client.ts';
+import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
+import { chartOperatorSettings } from './lib/chart-settings.ts';
+import {
+  createPods,
+  expectedSelected,
+  type Layout,
+  lastMismatch,
+  namespaceName,
+  originManifest,
+  originsRight,
+} from './lib/cluster-load.ts';
+import { type OperatorBench, operatorMarkdown, type SizeResult } from './lib/operator-report.ts';
+import { buildPeer, holdLease } from './lib/peer-build.ts';
+import { cpuSecondsOf, MiB, sampleRssOf } from './lib/pid-stats.ts';
+import {
+  histogramDelta,
+  histogramOf,
+  observations,
+  parseMetrics,
+  quantile,
+  type Sample,
+  shareAtOrBelow,
+  sumOf,
+} from './lib/prom-text.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const { values: flags } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1000,10000' },
+    namespaces: { type: 'string', default: '30' },
+    origins: { type: 'string', default: '100' },
+    burst: { type: 'string', default: '500' },
+    concurrency: { type: 'string', default: '16' },
+    resync: { type: 'string', default: '60s' },
+    peer: { type: 'string', default: 'fa6bd52' },
+    'no-peer': { type: 'boolean', default: false },
+    out: { type: 'string', default: join(root, 'bench', 'results') },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (flags.help) {
+  process.stdout.write(
+    'Usage: node bench/operator.ts [--sizes 1000,10000] [--namespaces 30] [--origins 100] [--burst 500]\n' +
+      '         [--concurrency 16] [--resync 60s] [--peer <git ref> | --no-peer] [--out DIR]\n',
+  );
+  process.exit(0);
+}
+const sizes = flags.sizes.split(',').map(Number);
+const layout: Layout = {
+  namespaces: Number(flags.namespaces),
+  origins: Number(flags.origins),
+  selectEvery: 10,
+};
+const burst = Number(flags.burst);
+const concurrency = Number(flags.concurrency);
+const resyncMs = Number.parseInt(flags.resync, 10) * (flags.resync.endsWith('m') ? 60_000 : 1000);
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
+const QUIET_NS = 'bench-quiet';
+const QUIET_PODS = 50;
+const WEBHOOK_HISTOGRAM = 'originguard_operator_webhook_review_duration_seconds';
+
+const cp = await startControlPlane({
+  log: (m) => say(`[control-plane] ${m}`),
+  // Room for the bench's own bursts besides the controllers; the admin user is exempt from APF anyway.
+  apiServerArgs: ['--max-requests-inflight=800', '--max-mutating-requests-inflight=400'],
+});
+const cleanups: (() => Promise<unknown>)[] = [() => cp.stop()];
+const cleanup = async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+};
+process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function metricsOf(port: number): Promise<Sample[]> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return parseMetrics(await res.text());
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  let failure = '';
+  const attempt = () =>
+    check().catch((err: unknown) => {
+      failure = (err as Error).message;
+      return false;
+    });
+  while (!(await attempt())) {
+    if (performance.now() - t0 > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms: ${what} (${failure || lastMismatch})`);
+    await sleep(100);
+  }
+  return performance.now() - t0;
+}
+
+/** Spawn → /readyz 200, polled every 20 ms. */
+async function readyzAfter(op: OperatorProcess, spawnedAt: number): Promise<number> {
+  for (;;) {
+    if (op.child.exitCode !== null) throw new Error(`operator exited:\n${op.tail()}`);
+    const res = await fetch(`http://127.0.0.1:${op.healthPort}/readyz`).catch(() => undefined);
+    await res?.body?.cancel();
+    if (res?.status === 200) return performance.now() - spawnedAt;
+    await sleep(20);
+  }
+}
+
+try {
+  const admin = new KubeClient(await loadKubeConfig({ kubeconfig: cp.kubeconfig }));
+  const kubectl = kubectlFor(cp);
+  const chart = await chartOperatorSettings(join(dirname(cp.binaries.kubectl), 'helm'));
+  say(`chart: memory limit ${chart.memoryLimit ?? 'none'}, NODE_OPTIONS ${chart.nodeOptions ?? '(unset)'}`);
+  const install = await installLocally(cp, {
+    operatorArgs: [`--resync-period=${flags.resync}`],
+    process: {
+      command: [process.execPath, BUNDLE_CLI],
+      env: { NODE_ENV: 'production', ...(chart.nodeOptions ? { NODE_OPTIONS: chart.nodeOptions } : {}) },
+    },
+  });
+  cleanups.push(() => install.stop());
+  const ours = () => install.operator;
+
+  for (let i = 0; i < layout.namespaces; i++) await ensureNamespace(cp, namespaceName(i));
+  await ensureNamespace(cp, QUIET_NS);
+  const originList = Array.from({ length: layout.origins }, (_, i) => originManifest(layout, i));
+  const quietOrigin = {
+    ...(originManifest(layout, 0) as { spec: object }),
+    metadata: { name: 'quiet', namespace: QUIET_NS },
+  };
+  await kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [...originList, quietOrigin] }),
+  );
+  // The quiet namespace: one Origin, a fixed number of pods, whatever the cluster size.
+  await createPods(admin, layout, 0, QUIET_PODS, concurrency, () => QUIET_NS);
+
+  let peer: OperatorProcess | undefined;
+  let startPeer: () => Promise<OperatorProcess> = () => Promise.reject(new Error('no peer'));
+  if (!flags['no-peer']) {
+    const peerCli = await buildPeer(root, flags.peer, say);
+    // A Lease the peer never gets: it runs as a standby replica (caches, no status writes).
+    await holdLease(admin, install.operatorNamespace, 'bench-peer');
+    startPeer = () =>
+      startOperator({
+        command: [process.execPath, peerCli],
+        kubeconfig: cp.kubeconfig,
+        namespace: install.operatorNamespace,
+        webhook: false,
+        logLevel: 'warn',
+        env: { NODE_ENV: 'production' },
+        args: ['--leader-elect', '--leader-election-id=bench-peer', `--resync-period=${flags.resync}`],
+      });
+    peer = await startPeer();
+    await peer.waitReady(60_000);
+    cleanups.push(() => peer?.stop() ?? Promise.resolve());
+  }
+  await sleep(5000);
+  const idle = {
+    ours: mib(sampleRssOf(() => ours().child.pid ?? 0).stop().peak),
+    peer: peer ? mib(sampleRssOf(() => peer?.child.pid ?? 0).stop().peak) : undefined,
+  };
+  say(`idle RSS: ours ${idle.ours} MiB${peer ? `, peer ${idle.peer} MiB` : ''}`);
+
+  const results: SizeResult[] = [];
+  let created = 0;
+  let systemPods = 0;
+  for (const size of sizes) {
+    say(`\n== ${size} pods ==`);
+    const r: Partial<SizeResult> = { size };
+    // Create pods up to `size`, sampling both operators.
+    const loadOurs = sampleRssOf(() => ours().child.pid ?? 0);
+    const loadPeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
+    const cpu0 = cpuSecondsOf(ours().child.pid ?? 0);
+    const peerCpu0 = peer ? cpuSecondsOf(peer.child.pid ?? 0) : 0;
+    const t0 = performance.now();
+    r.createPodsPerSec = await createPods(admin, layout, created, Math.max(created, size), concurrency);
+    const createSec = (performance.now() - t0) / 1000;
+    r.cpuCoresDuringCreate = (cpuSecondsOf(ours().child.pid ?? 0) - cpu0) / createSec;
+    if (peer) r.peerCpuCoresDuringCreate = (cpuSecondsOf(peer.child.pid ?? 0) - peerCpu0) / createSec;
+    created = Math.max(created, size);
+    const expected = expectedSelected(layout, created);
+    r.convergenceMs = await until(
+      '100 Origin statuses right',
+      async () => (await originsRight(admin, expected)) === layout.origins,
+      120_000,
+    );
+    say(
+      `created ${created} pods at ${r.createPodsPerSec.toFixed(0)}/s; ${layout.origins} statuses right ${Math.round(r.convergenceMs)} ms later`,
+    );
+    await sleep(5000);
+    r.rssDuringLoadPeak = mib(loadOurs.stop().peak);
+    const peerLoad = loadPeer?.stop();
+
+    // Settled: the median over 10 s.
+    const settle = sampleRssOf(() => ours().child.pid ?? 0);
+    const settlePeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
+    await sleep(10_000);
+    r.rssAfterLoad = mib(settle.stop().median);
+    const m = await metricsOf(ours().metricsPort);
+    r.heapUsed = mib(sumOf(m, 'originguard_operator_nodejs_heap_size_used_bytes'));
+    r.cachedPods = sumOf(m, 'originguard_operator_cached_objects', { resource: 'pods' });
+    if (peer && settlePeer && peerLoad)
+      r.peer = { rssDuringLoadPeak: mib(peerLoad.peak), rssAfterLoad: mib(settlePeer.stop().median) };
+
+    // A relist of every pod informer (both operators relist every --resync, ±20 %).
+    const relists = async (op: OperatorProcess) =>
+      sumOf(await metricsOf(op.metricsPort), 'originguard_operator_watch_restarts_total', {
+        resource: 'pods',
+        reason: 'relist',
+      });
+    const podPaths = async (op: OperatorProcess) =>
+      Math.max(1, sumOf(await metricsOf(op.metricsPort), 'originguard_operator_pod_watch_namespaces'));
+    const relistOurs = sampleRssOf(() => ours().child.pid ?? 0);
+    const relistPeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
+    const [ours0, peer0, paths] = await Promise.all([
+      relists(ours()),
+      peer ? relists(peer) : 0,
+      podPaths(ours()),
+    ]);
+    await until(
+      'a relist of every pod informer',
+      async () =>
+        (await relists(ours())) - ours0 >= paths &&
+        (peer === undefined || (await relists(peer)) - peer0 >= 1),
+      resyncMs * 2,
+    );
+    r.rssDuringRelistPeak = mib(relistOurs.stop().peak);
+    if (r.peer && relistPeer) r.peer.rssDuringRelistPeak = mib(relistPeer.stop().peak);
+    say(
+      `RSS: after load ${r.rssAfterLoad} MiB, creating ${r.rssDuringLoadPeak}, relist ${r.rssDuringRelistPeak}${r.peer ? `; peer ${r.peer.rssAfterLoad} / ${r.peer.rssDuringLoadPeak} / ${r.peer.rssDuringRelistPeak}` : ''}`,
+    );
+
+    // One status reconcile: the quiet Origin's namespace never grows, origin-0's does.
+    r.reconcileMs = {
+      quiet: await reconcileCost(admin, ours(), QUIET_NS, 'quiet'),
+      busy: await reconcileCost(admin, ours(), namespaceName(0), 'origin-0'),
+    };
+    say(
+      `one status reconcile: quiet namespace ${r.reconcileMs.quiet.toFixed(2)} ms, busy namespace ${r.reconcileMs.busy.toFixed(2)} ms`,
+    );
+
+    // Bursts: without the webhook (the operator's own namespace is never sent to it), then with.
+    const burstOurs = sampleRssOf(() => ours().child.pid ?? 0);
+    r.burstWithoutWebhookPodsPerSec = await createPods(
+      admin,
+      layout,
+      systemPods,
+      systemPods + burst,
+      32,
+      () => install.operatorNamespace,
+    );
+    systemPods += burst;
+    const before = await metricsOf(ours().metricsPort);
+    const apiBefore = parseMetrics(await (await admin.send('GET', '/metrics')).text());
+    r.burstWithWebhookPodsPerSec = await createPods(admin, layout, created, created + burst, 32);
+    created += burst;
+    const after = await metricsOf(ours().metricsPort);
+    const apiAfter = parseMetrics(await (await admin.send('GET', '/metrics')).text());
+    const h = histogramDelta(histogramOf(before, WEBHOOK_HISTOGRAM), histogramOf(after, WEBHOOK_HISTOGRAM));
+    const apiName = 'apiserver_admission_webhook_admission_duration_seconds';
+    const api = histogramDelta(
+      histogramOf(apiBefore, apiName, { type: 'admit' }),
+      histogramOf(apiAfter, apiName, { type: 'admit' }),
+    );
+    r.webhook =
+      observations(h) === 0
+        ? undefined
+        : {
+            reviews: observations(h),
+            p50Ms: quantile(h, 0.5) * 1000,
+            p99Ms: quantile(h, 0.99) * 1000,
+            shareWithin25Ms: shareAtOrBelow(h, 0.025),
+          };
+    r.apiServerWebhook =
+      observations(api) === 0
+        ? undefined
+        : {
+            calls: observations(api),
+            p99Ms: quantile(api, 0.99) * 1000,
+            shareWithin25Ms: shareAtOrBelow(api, 0.025),
+          };
+    const expectedAfter = expectedSelected(layout, created);
+    await until(
+      'statuses after the burst',
+      async () => (await originsRight(admin, expectedAfter)) === layout.origins,
+      120_000,
+    );
+    r.rssBurstPeak = mib(burstOurs.stop().peak);
+    say(
+      `burst of ${burst}: ${r.burstWithoutWebhookPodsPerSec.toFixed(0)} pods/s without the webhook, ${r.burstWithWebhookPodsPerSec.toFixed(0)} with; webhook p99 ${r.webhook?.p99Ms.toFixed(1) ?? '–'} ms`,
+    );
+
+    // Restart: SIGTERM, start again; /readyz, caches synced, RSS for 15 s.
+    const spawnedAt = performance.now();
+    const wall = Date.now();
+    const restarted = await install.restart();
+    const restartRss = sampleRssOf(() => restarted.child.pid ?? 0);
+    r.restartReadyzMs = await readyzAfter(restarted, spawnedAt);
+    await until('caches synced', async () => restarted.logs.some((l) => l.msg === 'caches synced'), 60_000);
+    const synced = restarted.logs.find((l) => l.msg === 'caches synced');
+    r.restartSyncedMs = Number(synced?.time) - wall;
+    await sleep(Math.max(0, 15_000 - (performance.now() - spawnedAt)));
+    r.rssAfterRestartPeak = mib(restartRss.stop().peak);
+    if (peer && r.peer) {
+      const peerSpawned = performance.now();
+      await peer.stop('SIGTERM');
+      peer = await startPeer();
+      const peerRss = sampleRssOf(() => peer?.child.pid ?? 0);
+      r.peer.restartReadyzMs = await readyzAfter(peer, peerSpawned);
+      await sleep(10_000);
+      r.peer.rssAfterRestartPeak = mib(peerRss.stop().peak);
+    }
+    r.pods = created + systemPods + QUIET_PODS;
+    r.controlPlaneRss = Object.fromEntries(Object.entries(cp.rss()).map(([k, v]) => [k, mib(v)]));
+    say(
+      `restart: /readyz after ${Math.round(r.restartReadyzMs)} ms, caches synced after ${r.restartSyncedMs} ms, RSS peak ${r.rssAfterRestartPeak} MiB${r.peer ? `; peer /readyz ${Math.round(r.peer.restartReadyzMs ?? 0)} ms, RSS ${r.peer.rssAfterRestartPeak} MiB` : ''}`,
+    );
+    results.push(r as SizeResult);
+  }
+
+  const bench: OperatorBench = {
+    date: new Date().toISOString(),
+    git: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
+    loadavg: (await import('node:os')).loadavg(),
+    layout,
+    burst,
+    resync: flags.resync,
+    chart,
+    peer: flags['no-peer'] ? undefined : flags.peer,
+    idle,
+    sizes: results,
+  };
+  mkdirSync(flags.out, { recursive: true });
+  const stamp = bench.date.replace(/[:.]/g, '-').slice(0, 19);
+  writeFileSync(join(flags.out, `operator-${stamp}Z.json`), `${JSON.stringify(bench, null, 2)}\n`);
+  const md = operatorMarkdown(bench);
+  writeFileSync(join(flags.out, 'operator.md'), md);
+  say(`\n${md}`);
+} finally {
+  await cleanup();
+}
+
+/** Mean time of one status reconcile of `name`, triggered 10 times by an annotation while nothing else changes. */
+async function reconcileCost(
+  admin: KubeClient,
+  op: OperatorProcess,
+  namespace: string,
+  name: string,
+): Promise<number> {
+  const path = resourcePath({
+    group: 'edge.originguard.dev',
+    version: 'v1alpha1',
+    plural: 'origins',
+    namespace,
+    name,
+  });
+  const read = async () => {
+    const m = await metricsOf(op.metricsPort);
+    const labels = { controller: 'status' };
+    return {
+      sum: sumOf(m, 'originguard_operator_reconcile_duration_seconds_sum', labels),
+      count: sumOf(m, 'originguard_operator_reconcile_duration_seconds_count', labels),
+    };
+  };
+  const a = await read();
+  for (let i = 0; i < 10; i++) {
+    await admin.patch(path, { metadata: { annotations: { 'bench/touch': String(Date.now()) } } }, 'merge');
+    await sleep(1200);
+  }
+  const b = await read();
+  return b.count > a.count ? ((b.sum - a.sum) / (b.count - a.count)) * 1000 : Number.NaN;
+}
