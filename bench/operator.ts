@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { startControlPlane } from '../hack/control-plane.ts';
 import { ensureNamespace, installLocally, kubectlFor } from '../hack/local-install.ts';
 import { BUNDLE_CLI, type OperatorProcess, startOperator } from '../hack/run-operator.ts';
-import { KubeClient, resourcePath } from '../src/kube/client.ts';
+import { KubeClient } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
 import { chartOperatorSettings } from './lib/chart-settings.ts';
 import {
@@ -35,16 +35,9 @@ import {
 import { type OperatorBench, operatorMarkdown, type SizeResult } from './lib/operator-report.ts';
 import { buildPeer, holdLease } from './lib/peer-build.ts';
 import { cpuSecondsOf, MiB, sampleRssOf } from './lib/pid-stats.ts';
-import {
-  histogramDelta,
-  histogramOf,
-  observations,
-  parseMetrics,
-  quantile,
-  type Sample,
-  shareAtOrBelow,
-  sumOf,
-} from './lib/prom-text.ts';
+import { parseMetrics, type Sample, sumOf } from './lib/prom-text.ts';
+import { reconcileCost } from './lib/reconcile-cost.ts';
+import { webhookBurst } from './lib/webhook-burst.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
@@ -82,7 +75,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (bytes: number) => Math.round((bytes / MiB) * 10) / 10;
 const QUIET_NS = 'bench-quiet';
 const QUIET_PODS = 50;
-const WEBHOOK_HISTOGRAM = 'originguard_operator_webhook_review_duration_seconds';
 
 const cp = await startControlPlane({
   log: (m) => say(`[control-plane] ${m}`),
@@ -167,10 +159,15 @@ try {
         command: [process.execPath, peerCli],
         kubeconfig: cp.kubeconfig,
         namespace: install.operatorNamespace,
-        webhook: false,
+        // Its webhook serves (same certificate Secret) but is not registered: same code loaded, no calls.
         logLevel: 'warn',
         env: { NODE_ENV: 'production' },
-        args: ['--leader-elect', '--leader-election-id=bench-peer', `--resync-period=${flags.resync}`],
+        args: [
+          '--leader-elect',
+          '--leader-election-id=bench-peer',
+          `--webhook-configuration=${install.webhookConfiguration}`,
+          `--resync-period=${flags.resync}`,
+        ],
       });
     peer = await startPeer();
     await peer.waitReady(60_000);
@@ -272,35 +269,16 @@ try {
       () => install.operatorNamespace,
     );
     systemPods += burst;
-    const before = await metricsOf(ours().metricsPort);
-    const apiBefore = parseMetrics(await (await admin.send('GET', '/metrics')).text());
-    r.burstWithWebhookPodsPerSec = await createPods(admin, layout, created, created + burst, 32);
+    r.burst = await webhookBurst({
+      admin,
+      layout,
+      ours: ours(),
+      peer,
+      from: created,
+      count: burst,
+      concurrency: 32,
+    });
     created += burst;
-    const after = await metricsOf(ours().metricsPort);
-    const apiAfter = parseMetrics(await (await admin.send('GET', '/metrics')).text());
-    const h = histogramDelta(histogramOf(before, WEBHOOK_HISTOGRAM), histogramOf(after, WEBHOOK_HISTOGRAM));
-    const apiName = 'apiserver_admission_webhook_admission_duration_seconds';
-    const api = histogramDelta(
-      histogramOf(apiBefore, apiName, { type: 'admit' }),
-      histogramOf(apiAfter, apiName, { type: 'admit' }),
-    );
-    r.webhook =
-      observations(h) === 0
-        ? undefined
-        : {
-            reviews: observations(h),
-            p50Ms: quantile(h, 0.5) * 1000,
-            p99Ms: quantile(h, 0.99) * 1000,
-            shareWithin25Ms: shareAtOrBelow(h, 0.025),
-          };
-    r.apiServerWebhook =
-      observations(api) === 0
-        ? undefined
-        : {
-            calls: observations(api),
-            p99Ms: quantile(api, 0.99) * 1000,
-            shareWithin25Ms: shareAtOrBelow(api, 0.025),
-          };
     const expectedAfter = expectedSelected(layout, created);
     await until(
       'statuses after the burst',
@@ -309,7 +287,7 @@ try {
     );
     r.rssBurstPeak = mib(burstOurs.stop().peak);
     say(
-      `burst of ${burst}: ${r.burstWithoutWebhookPodsPerSec.toFixed(0)} pods/s without the webhook, ${r.burstWithWebhookPodsPerSec.toFixed(0)} with; webhook p99 ${r.webhook?.p99Ms.toFixed(1) ?? '–'} ms`,
+      `burst of ${burst}: ${r.burstWithoutWebhookPodsPerSec.toFixed(0)} pods/s without the webhook, ${r.burst.podsPerSec.toFixed(0)} with; webhook p99: own ${r.burst.own?.p99Ms.toFixed(1) ?? '–'} ms, client ${r.burst.client?.p99Ms.toFixed(1) ?? '–'} ms, API server ${r.burst.apiServer?.p99Ms.toFixed(1) ?? '–'} ms; event loop p99 ${r.burst.eventLoopP99Ms.toFixed(1)} ms`,
     );
 
     // Restart: SIGTERM, start again; /readyz, caches synced, RSS for 15 s.
@@ -360,35 +338,4 @@ try {
   say(`\n${md}`);
 } finally {
   await cleanup();
-}
-
-/** Mean time of one status reconcile of `name`, triggered 10 times by an annotation while nothing else changes. */
-async function reconcileCost(
-  admin: KubeClient,
-  op: OperatorProcess,
-  namespace: string,
-  name: string,
-): Promise<number> {
-  const path = resourcePath({
-    group: 'edge.originguard.dev',
-    version: 'v1alpha1',
-    plural: 'origins',
-    namespace,
-    name,
-  });
-  const read = async () => {
-    const m = await metricsOf(op.metricsPort);
-    const labels = { controller: 'status' };
-    return {
-      sum: sumOf(m, 'originguard_operator_reconcile_duration_seconds_sum', labels),
-      count: sumOf(m, 'originguard_operator_reconcile_duration_seconds_count', labels),
-    };
-  };
-  const a = await read();
-  for (let i = 0; i < 10; i++) {
-    await admin.patch(path, { metadata: { annotations: { 'bench/touch': String(Date.now()) } } }, 'merge');
-    await sleep(1200);
-  }
-  const b = await read();
-  return b.count > a.count ? ((b.sum - a.sum) / (b.count - a.count)) * 1000 : Number.NaN;
 }

@@ -19,6 +19,7 @@ import { type BackoffPolicy, backoffDelay, sleep } from '../retry.ts';
 import type { KubeClient } from './client.ts';
 import { KubeApiError } from './errors.ts';
 import { type KubeObject, type ObjectMeta, objectKey } from './objects.ts';
+import { Slots } from './slots.ts';
 
 export interface InformerOptions<T extends KubeObject = KubeObject> {
   /** For logs and metrics, e.g. "origins". */
@@ -95,8 +96,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
   private paths: string[];
   private started = false;
   private stopped = false;
-  private listsInFlight = 0;
-  private readonly listWaiters: (() => void)[] = [];
+  private readonly listSlots: Slots;
   private readonly opts: Omit<InformerOptions<T>, Defaulted> & Required<Pick<InformerOptions<T>, Defaulted>>;
 
   private readonly client: KubeClient;
@@ -113,6 +113,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
       ...opts,
     };
     this.paths = [...new Set(opts.paths)];
+    this.listSlots = new Slots(this.opts.listConcurrency);
   }
 
   get synced(): boolean {
@@ -233,18 +234,6 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
     }
   }
 
-  /** Waits for one of the list slots shared by every path; returns its release. */
-  private async listSlot(): Promise<() => void> {
-    while (this.listsInFlight >= this.opts.listConcurrency) {
-      await new Promise<void>((resolve) => this.listWaiters.push(resolve));
-    }
-    this.listsInFlight++;
-    return () => {
-      this.listsInFlight--;
-      this.listWaiters.shift()?.();
-    };
-  }
-
   /**
    * Lists `path` page by page into the cache, then removes the objects of that path
    * the list no longer has. Only one page is held at a time (two copies of a large
@@ -256,7 +245,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
     const seen = new Set<string>();
     let resourceVersion = '';
     for (;;) {
-      const release = await this.listSlot();
+      const release = await this.listSlots.acquire();
       try {
         const page = await pages.next();
         if (page.done === true) break;

@@ -89,7 +89,7 @@ async function clientThrough(port?: number): Promise<KubeClient> {
 }
 
 type ConfigMap = {
-  metadata: { name: string; namespace?: string; resourceVersion?: string };
+  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
   data?: Record<string, string>;
 };
 
@@ -185,6 +185,96 @@ describe('informer', () => {
         what: 'the informer to see an object created after its connection was reset',
       });
       expect(restarts.some((r) => r === 'error' || r === 'closed')).toBe(true);
+    } finally {
+      await informer.stop();
+    }
+  });
+});
+
+describe('informer over many objects and namespaces', () => {
+  const a = useNamespace('inf-a');
+  const b = useNamespace('inf-b');
+  const path = (ns: string) => `/api/v1/namespaces/${ns}/configmaps`;
+
+  async function configMaps(ns: string, count: number): Promise<void> {
+    const items = Array.from({ length: count }, (_, i) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `cm-${i}`, namespace: ns, labels: { informer: 'paged' } },
+      data: { i: String(i), padding: 'x'.repeat(100) },
+    }));
+    await kubectlOk(['create', '-f', '-'], {
+      input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items }),
+    });
+  }
+
+  async function pagedInformer(paths: string[]) {
+    return new Informer<ConfigMap>(await clientThrough(), {
+      name: 'configmaps',
+      paths,
+      labelSelector: 'informer=paged',
+      pageSize: 2,
+      // Keep what a caller reads; drop the rest (here: the padding).
+      transform: (o) => ({ metadata: o.metadata, data: { i: o.data?.i ?? '' } }),
+      logger,
+    });
+  }
+
+  it('lists page by page into the cache, keeps only what transform keeps, and lists a namespace from its index', async () => {
+    await configMaps(a(), 7);
+    await configMaps(b(), 3);
+    const informer = await pagedInformer([path(a()), path(b())]);
+    informer.start();
+    try {
+      await informer.waitForSync();
+      expect(informer.size).toBe(10);
+      expect(
+        informer
+          .list(a())
+          .map((o) => o.data?.i)
+          .sort(),
+      ).toEqual(['0', '1', '2', '3', '4', '5', '6']);
+      expect(informer.list(b())).toHaveLength(3);
+      expect(informer.list()).toHaveLength(10);
+      expect(informer.namespaces().sort()).toEqual([a(), b()].sort());
+      const cached = informer.get(`${a()}/cm-6`);
+      expect(cached?.data).toEqual({ i: '6' });
+      expect(cached?.metadata).not.toHaveProperty('managedFields');
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('follows namespaces as they are added and dropped: lists the new one, forgets the old one with deletes', async () => {
+    await configMaps(a(), 3);
+    await configMaps(b(), 4);
+    const informer = await pagedInformer([path(a())]);
+    const deleted: string[] = [];
+    const synced: string[] = [];
+    informer.on('delete', (o) => deleted.push(`${o.metadata.namespace}/${o.metadata.name}`));
+    informer.on('pathSynced', (p) => synced.push(p));
+    informer.start();
+    try {
+      await informer.waitForSync();
+      expect(informer.size).toBe(3);
+      informer.setPaths([path(a()), path(b())]);
+      expect(informer.synced).toBe(false);
+      expect(informer.hasSynced(path(b()))).toBe(false);
+      await informer.waitForSync();
+      expect(synced).toEqual([path(a()), path(b())]);
+      expect(informer.size).toBe(7);
+      informer.setPaths([path(b())]);
+      expect(informer.size).toBe(4);
+      expect(informer.list(a())).toEqual([]);
+      expect(deleted.sort()).toEqual([`${a()}/cm-0`, `${a()}/cm-1`, `${a()}/cm-2`]);
+      // The dropped namespace's watch is gone: its changes no longer reach the cache.
+      await kubectlOk(['label', 'configmap', 'cm-0', 'more=1'], { namespace: a() });
+      await kubectlOk(['label', 'configmap', 'cm-0', 'more=1'], { namespace: b() });
+      await waitFor(async () => informer.get(`${b()}/cm-0`)?.metadata.labels?.more === '1', {
+        timeoutMs: 10_000,
+        what: 'the watched namespace to deliver its update',
+      });
+      expect(informer.size).toBe(4);
     } finally {
       await informer.stop();
     }

@@ -3,6 +3,7 @@
 // sidecars' RoleBinding, it aggregates OriginReports into Origin status with
 // Events, it coalesces status writes, and pod creation survives its absence.
 import { randomBytes } from 'node:crypto';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
 import {
@@ -12,6 +13,9 @@ import {
   TOKEN_VOLUME,
 } from '../../src/api/contract.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
+import { KubeClient } from '../../src/kube/client.ts';
+import { Informer } from '../../src/kube/informer.ts';
+import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
 import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
 import { SIDECAR_ROLE_BINDING, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
@@ -20,6 +24,7 @@ import {
   applyCrds,
   createNamespace,
   deleteNamespace,
+  kubeconfigPath,
   kubectl,
   kubectlJson,
   kubectlOk,
@@ -63,7 +68,7 @@ describe('operator, running with its own least-privilege RBAC', () => {
   beforeAll(async () => {
     await applyCrds();
     opNs = await createNamespace('og-system');
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 6; i++) {
       const name = await createNamespace('og-op');
       await kubectlOk(['label', 'namespace', name, `${TEST_LABEL}=${id}`]);
       namespaces.push(name);
@@ -340,6 +345,47 @@ spec:
     expect(writes).toBeGreaterThanOrEqual(1);
     expect(writes).toBeLessThanOrEqual(Math.ceil(seconds) + 2);
   }, 180_000);
+
+  it("watches pods only where Origins are, and counts a namespace's earlier pods from its first status on", async () => {
+    const namespace = ns(5);
+    for (const name of ['edge-a', 'edge-b', 'edge-c']) {
+      await kubectlOk(['create', '-f', '-'], { input: podYaml(namespace, name, { app: 'edge' }) });
+    }
+    await kubectlOk(['create', '-f', '-'], { input: podYaml(namespace, 'other', { app: 'other' }) });
+    const cached = () => operator.metric('originguard_operator_cached_objects', { resource: 'pods' });
+    const watched = () => operator.metric('originguard_operator_pod_watch_namespaces');
+    const [cachedBefore, watchedBefore] = [await cached(), await watched()];
+    // Every status the operator writes, as a watcher sees it.
+    const statuses: (OriginStatus | undefined)[] = [];
+    const client = new KubeClient(await loadKubeConfig({ kubeconfig: kubeconfigPath() }));
+    const origins = new Informer<{ metadata: { name: string }; status?: OriginStatus }>(client, {
+      name: 'test-origins',
+      paths: [`/apis/edge.originguard.dev/v1alpha1/namespaces/${namespace}/origins`],
+      logger: pino({ level: 'silent' }),
+    });
+    origins.on('update', (o) => statuses.push(o.status));
+    origins.start();
+    try {
+      await origins.waitForSync();
+      await apply(originYaml(namespace, 'shop', 'edge'));
+      await waitFor(async () => (await originStatus(namespace, 'shop'))?.pods?.selected === 3, {
+        timeoutMs: 15_000,
+        what: 'the status to count the 3 pods created before the Origin',
+      });
+      // Never a status from a namespace whose pods were not listed yet (it would say none is selected).
+      expect(statuses.filter((s) => s !== undefined).map((s) => s?.pods?.selected)).not.toContain(0);
+      expect(await cached()).toBe(cachedBefore + 4);
+      expect(await watched()).toBe(watchedBefore + 1);
+      await kubectlOk(['delete', 'origin', 'shop'], { namespace });
+      await waitFor(async () => (await cached()) === cachedBefore, {
+        timeoutMs: 15_000,
+        what: "the namespace's pods to leave the cache with its last Origin",
+      });
+      expect(await watched()).toBe(watchedBefore);
+    } finally {
+      await origins.stop();
+    }
+  });
 
   it('never blocks pod creation: with the operator stopped, pods are created without the sidecar', async () => {
     const namespace = ns(4);

@@ -74,3 +74,37 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- toJson $objects }}
 {{- end }}
+
+{{/* A memory quantity (256Mi, 1Gi, 500M, bytes) in whole MiB, rounded down. */}}
+{{- define "originguard.mebibytes" -}}
+{{- if kindIs "float64" . }}
+{{- divf . 1048576 | floor | int }}
+{{- else }}
+{{- $q := toString . }}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $q }}
+{{- $unit := substr (len $num) (len $q) $q }}
+{{- $mib := dict "" 0.00000095367431640625 "k" 0.00095367431640625 "Ki" 0.0009765625 "M" 0.95367431640625 "Mi" 1 "G" 953.67431640625 "Gi" 1024 "T" 953674.31640625 "Ti" 1048576 }}
+{{- if or (eq $num "") (not (hasKey $mib $unit)) }}
+{{- fail (printf "resources.limits.memory: cannot read %q as a memory quantity (e.g. 256Mi, 1Gi)" $q) }}
+{{- end }}
+{{- mulf (float64 $num) (get $mib $unit) | floor | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+NODE_OPTIONS sizing V8's heap from the container's memory limit, so that the
+garbage collector works within the limit instead of the kernel killing the
+process at it: the old space gets the limit minus what is not old space (Node
+itself, code, the young generation, network buffers), the young generation a
+fixed size. Empty without a memory limit.
+*/}}
+{{- define "originguard.nodeOptions" -}}
+{{- $limit := dig "limits" "memory" "" .Values.resources }}
+{{- if and .Values.operator.heap.fromLimit $limit }}
+{{- $old := sub (include "originguard.mebibytes" $limit | int) (.Values.operator.heap.reserveMiB | int) }}
+{{- if lt $old 64 }}
+{{- fail (printf "resources.limits.memory %s leaves %d MiB of V8 heap after operator.heap.reserveMiB (%d): the operator needs at least 64 (see docs/operations.md)" (toString $limit) $old (.Values.operator.heap.reserveMiB | int)) }}
+{{- end }}
+{{- printf "--max-old-space-size=%d --max-semi-space-size=%d" $old (.Values.operator.heap.semiSpaceMiB | int) }}
+{{- end }}
+{{- end }}
