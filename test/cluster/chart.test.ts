@@ -8,7 +8,7 @@
 // admission policy after the release, leaves the fixed-name sidecar ClusterRole to
 // deploy/ (checked with a server dry run instead), restricts its webhook to a label
 // no other namespace has, and watches only its own application namespace.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -57,7 +57,28 @@ type Obj = Manifest & {
 interface Container {
   name: string;
   args?: string[];
+  env?: { name: string; value?: string }[];
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: Record<string, unknown>;
+}
+
+/** The operator container of a rendered install. */
+function operatorContainer(objs: Obj[]): Container {
+  const deployment = find(objs, 'Deployment');
+  const container = (deployment.spec as { template: { spec: PodSpec } }).template.spec.containers[0];
+  if (container === undefined) throw new Error('no operator container');
+  return container;
+}
+const envOf = (c: Container, name: string) => c.env?.find((e) => e.name === name)?.value;
+
+/** V8's heap limit (MiB) in a Node started with these NODE_OPTIONS. */
+function heapLimitMiB(nodeOptions: string): number {
+  const out = execFileSync(
+    process.execPath,
+    ['-e', 'process.stdout.write(String(require("node:v8").getHeapStatistics().heap_size_limit))'],
+    { env: { ...process.env, NODE_OPTIONS: nodeOptions }, encoding: 'utf8' },
+  );
+  return Number(out) / 2 ** 20;
 }
 interface PodSpec {
   securityContext?: Record<string, unknown>;
@@ -222,6 +243,16 @@ describe('helm chart charts/originguard', () => {
     );
     expect(find(objs, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1 });
 
+    // Memory sized from docs/operations.md, and V8's heap from the limit: old space = limit − reserve.
+    const op = operatorContainer(objs);
+    expect(op.resources).toEqual({ requests: { cpu: '100m', memory: '160Mi' }, limits: { memory: '256Mi' } });
+    const nodeOptions = envOf(op, 'NODE_OPTIONS') ?? '';
+    expect(nodeOptions).toBe('--max-old-space-size=156 --max-semi-space-size=8');
+    // Node takes both flags from NODE_OPTIONS; old space plus young generation stays under the limit.
+    const limit = heapLimitMiB(nodeOptions);
+    expect(limit).toBeGreaterThanOrEqual(156);
+    expect(limit).toBeLessThan(256 - 48);
+
     // The sidecar settings the operator reads with --sidecar-config.
     const config = find(objs, 'ConfigMap', 'originguard-sidecar') as Obj & { data: Record<string, string> };
     const file = join(tmpdir(), `og-sidecar-${randomBytes(4).toString('hex')}.yaml`);
@@ -301,6 +332,38 @@ describe('helm chart charts/originguard', () => {
     }
     const withoutCrds = await template('edge', 'edge-system', ['--set', 'crds.enabled=false']);
     expect(withoutCrds.some((o) => o.kind === 'CustomResourceDefinition')).toBe(false);
+
+    // The heap follows the memory limit in any unit, or is left to Node.
+    const heap = async (...set: string[]) =>
+      envOf(
+        operatorContainer(
+          await template(
+            'edge',
+            'edge-system',
+            set.flatMap((v) => ['--set', v]),
+          ),
+        ),
+        'NODE_OPTIONS',
+      );
+    expect(await heap('resources.limits.memory=1Gi')).toBe(
+      '--max-old-space-size=924 --max-semi-space-size=8',
+    );
+    expect(await heap('resources.limits.memory=512M')).toBe(
+      '--max-old-space-size=388 --max-semi-space-size=8',
+    );
+    expect(await heap('resources.limits.memory=402653184', 'operator.heap.semiSpaceMiB=16')).toBe(
+      '--max-old-space-size=284 --max-semi-space-size=16',
+    );
+    expect(await heap('resources.limits.memory=512Mi', 'operator.heap.reserveMiB=200')).toBe(
+      '--max-old-space-size=312 --max-semi-space-size=8',
+    );
+    expect(await heap('operator.heap.fromLimit=false')).toBeUndefined();
+    expect(await heap('resources.limits=null')).toBeUndefined();
+    const tooSmall = await helm(['template', 'edge', CHART, '--set', 'resources.limits.memory=128Mi']);
+    expect(tooSmall.code).not.toBe(0);
+    expect(tooSmall.stderr).toContain('resources.limits.memory 128Mi leaves 28 MiB of V8 heap');
+    const unreadable = await helm(['template', 'edge', CHART, '--set', 'resources.limits.memory=lots']);
+    expect(unreadable.stderr).toContain('cannot read "lots" as a memory quantity');
   });
 
   it('renders cert-manager mode: a Certificate mounted into the operator, the caBundle injected by cert-manager', async () => {
@@ -597,7 +660,12 @@ describe('helm install, operator with the chart identity, upgrade, uninstall', (
     const token = (
       await kubectlOk(['create', 'token', serviceAccount, '--duration=10m'], { namespace: ns })
     ).trim();
-    operator = await startOperator({ kubeconfig: await kubeconfigForToken(token), namespace: ns, args });
+    // And its environment: NODE_OPTIONS sizes V8's heap from the memory limit.
+    const env = Object.fromEntries(
+      (container?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]),
+    );
+    expect(env.NODE_OPTIONS).toMatch(/^--max-old-space-size=\d+ --max-semi-space-size=\d+$/);
+    operator = await startOperator({ kubeconfig: await kubeconfigForToken(token), namespace: ns, args, env });
     try {
       await operator.waitReady(30_000);
       await waitFor(
