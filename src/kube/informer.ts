@@ -33,9 +33,9 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
   /** A watch that delivers nothing (not even a bookmark) for this long is restarted (default 90 s). */
   stallTimeoutMs?: number;
   /**
-   * What is cached of each object as the API server sends it (list items and watch
-   * events): keep only what the caller reads. It must keep metadata (name, namespace,
-   * resourceVersion). Default: the object without metadata.managedFields.
+   * What is cached of each object (list items and watch events): keep only what the
+   * caller reads. It must keep metadata (name, namespace, resourceVersion). It gets the
+   * object without metadata.managedFields, which no cache keeps. Default: all the rest.
    */
   transform?: (raw: T) => T;
   /** Objects per list page (default 500); each page is applied before the next is asked for. */
@@ -107,7 +107,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
     this.opts = {
       relistIntervalMs: 600_000,
       stallTimeoutMs: 90_000,
-      transform: withoutManagedFields,
+      transform: (o) => o,
       pageSize: 500,
       listConcurrency: 2,
       ...opts,
@@ -255,7 +255,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
         }
         resourceVersion = page.value.resourceVersion;
         for (const raw of page.value.items) {
-          const item = this.opts.transform(raw);
+          const item = this.opts.transform(withoutManagedFields(raw));
           const key = objectKey(item);
           seen.add(key);
           this.upsert(key, item);
@@ -388,7 +388,7 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
 
   private apply(event: WatchEvent<T>): void {
     if (event.type === 'BOOKMARK') return;
-    const object = this.opts.transform(event.object);
+    const object = this.opts.transform(withoutManagedFields(event.object));
     const key = objectKey(object);
     if (event.type === 'DELETED') {
       const old = this.get(key);

@@ -150,31 +150,43 @@ export class Operator {
   }
 
   /** Maps informer events to work: an Origin's status key and its namespace's RBAC key. */
+  /**
+   * Queues an Origin's status, once its namespace's pods are listed: until then every
+   * pod would look gone (the namespace's sync queues its Origins). A deleted Origin is
+   * queued anyway, so the controller forgets it.
+   */
+  private enqueueStatus(key: string, namespace: string, deleted = false): void {
+    if (deleted || this.pods.synced(namespace)) this.statusQueue?.add(key);
+  }
+
+  /** Queues a namespace's RoleBinding: at once without Origins (to remove it), else once its pods are listed. */
+  private enqueueRbac(namespace: string): void {
+    if (this.pods.synced(namespace) || this.origins.list(namespace).length === 0)
+      this.rbacQueue?.add(namespace);
+  }
+
+  /** Maps informer events to work: an Origin's status key and its namespace's RBAC key. */
   private route(): void {
-    const originChanged = (o: Origin) => {
-      this.statusQueue?.add(objectKey(o));
-      this.rbacQueue?.add(o.metadata.namespace ?? '');
+    const originChanged = (o: Origin, deleted = false) => {
+      const ns = o.metadata.namespace ?? '';
+      // A namespace's pods are watched from its first Origin on, until its last goes.
+      if (deleted || !this.pods.synced(ns)) this.pods.follow(this.origins.namespaces());
+      this.enqueueStatus(objectKey(o), ns, deleted);
+      this.enqueueRbac(ns);
     };
-    // A namespace's pods are watched from its first Origin on, until its last goes.
-    const namespacesChanged = (o: Origin) => {
-      this.pods.follow(this.origins.namespaces());
-      originChanged(o);
-    };
-    this.origins.on('add', namespacesChanged);
+    this.origins.on('add', (o) => originChanged(o));
     // Our own status writes come back as updates too; the rerun finds nothing to write.
-    this.origins.on('update', originChanged);
-    this.origins.on('delete', namespacesChanged);
-    // Controllers skip a namespace until its pods are listed; then it gets its turn.
+    this.origins.on('update', (o) => originChanged(o));
+    this.origins.on('delete', (o) => originChanged(o, true));
     this.pods.informer.on('pathSynced', (path) => {
-      const ns = namespaceOfPath(path);
-      if (ns === undefined) return;
-      for (const o of this.origins.list(ns)) this.statusQueue?.add(objectKey(o));
-      this.rbacQueue?.add(ns);
+      const ns = namespaceOfPath(path) ?? '';
+      for (const o of this.origins.list(ns)) this.enqueueStatus(objectKey(o), ns);
+      this.enqueueRbac(ns);
     });
     const reportChanged = (r: Report) => {
       const origin = r.status?.originName;
-      if (origin !== undefined && r.metadata.namespace !== undefined)
-        this.statusQueue?.add(`${r.metadata.namespace}/${origin}`);
+      const ns = r.metadata.namespace;
+      if (origin !== undefined && ns !== undefined) this.enqueueStatus(`${ns}/${origin}`, ns);
     };
     for (const e of ['add', 'update', 'delete'] as const) this.reports.on(e, reportChanged);
     const podChanged = (pod: Pod, old?: Pod) => {
@@ -185,16 +197,16 @@ export class Operator {
           selects(o.spec.selector, pod.metadata.labels) ||
           (old !== undefined && selects(o.spec.selector, old.metadata.labels))
         ) {
-          this.statusQueue?.add(objectKey(o));
-          this.rbacQueue?.add(ns);
+          this.enqueueStatus(objectKey(o), ns);
+          this.enqueueRbac(ns);
         }
       }
     };
     this.pods.informer.on('add', (p) => podChanged(p));
     this.pods.informer.on('update', (p, old) => podChanged(p, old));
     this.pods.informer.on('delete', (p) => podChanged(p));
-    this.bindings.on('delete', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
-    this.bindings.on('update', (b) => this.rbacQueue?.add(b.metadata.namespace ?? ''));
+    this.bindings.on('delete', (b) => this.enqueueRbac(b.metadata.namespace ?? ''));
+    this.bindings.on('update', (b) => this.enqueueRbac(b.metadata.namespace ?? ''));
   }
 
   async start(): Promise<void> {
@@ -260,10 +272,10 @@ export class Operator {
     this.rbacQueue.start();
     // Everything once: state may have changed while another replica led, or none did.
     for (const o of this.origins.list()) {
-      this.statusQueue.add(objectKey(o));
-      this.rbacQueue.add(o.metadata.namespace ?? '');
+      this.enqueueStatus(objectKey(o), o.metadata.namespace ?? '');
+      this.enqueueRbac(o.metadata.namespace ?? '');
     }
-    for (const b of this.bindings.list()) this.rbacQueue.add(b.metadata.namespace ?? '');
+    for (const b of this.bindings.list()) this.enqueueRbac(b.metadata.namespace ?? '');
   }
 
   private async stopLeading(): Promise<void> {

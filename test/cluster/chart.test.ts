@@ -681,8 +681,15 @@ describe('helm install, operator with the chart identity, upgrade, uninstall', (
           ).trim() !== '',
         { timeoutMs: 20_000, what: `the caBundle of ${fullname}` },
       );
-      // Its own Lease and Secret, by the names the Role allows.
-      await kubectlOk(['get', 'lease', `${fullname}-operator`], { namespace: ns });
+      // Its own Lease and Secret, by the names the Role allows (ready means the webhook can answer;
+      // the election starts once every cache is listed, a moment later).
+      await waitFor(
+        async () => (await kubectl(['get', 'lease', `${fullname}-operator`], { namespace: ns })).code === 0,
+        {
+          timeoutMs: 20_000,
+          what: `the Lease ${fullname}-operator`,
+        },
+      );
       await kubectlOk(['get', 'secret', `${fullname}-webhook-cert`], { namespace: ns });
 
       // An Origin, a selected pod and the report its sidecar would write: status follows.
