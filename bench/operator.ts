@@ -40,6 +40,7 @@ import { reconcileCost } from './lib/reconcile-cost.ts';
 import { webhookBurst } from './lib/webhook-burst.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
 const { values: flags } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,10000' },
@@ -175,9 +176,13 @@ try {
     cleanups.push(() => peer?.stop() ?? Promise.resolve());
   }
   await sleep(5000);
+  // Idle: the median over 5 s.
+  const idleOurs = sampleRssOf(() => ours().child.pid ?? 0);
+  const idlePeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
+  await sleep(5000);
   const idle = {
-    ours: mib(sampleRssOf(() => ours().child.pid ?? 0).stop().peak),
-    peer: peer ? mib(sampleRssOf(() => peer?.child.pid ?? 0).stop().peak) : undefined,
+    ours: mib(idleOurs.stop().median),
+    peer: idlePeer ? mib(idlePeer.stop().median) : undefined,
   };
   say(`idle RSS: ours ${idle.ours} MiB${peer ? `, peer ${idle.peer} MiB` : ''}`);
 
@@ -218,6 +223,8 @@ try {
     r.rssAfterLoad = mib(settle.stop().median);
     const m = await metricsOf(ours().metricsPort);
     r.heapUsed = mib(sumOf(m, 'originguard_operator_nodejs_heap_size_used_bytes'));
+    r.heapTotal = mib(sumOf(m, 'originguard_operator_nodejs_heap_size_total_bytes'));
+    r.external = mib(sumOf(m, 'originguard_operator_nodejs_external_memory_bytes'));
     r.cachedPods = sumOf(m, 'originguard_operator_cached_objects', { resource: 'pods' });
     if (peer && settlePeer && peerLoad)
       r.peer = { rssDuringLoadPeak: mib(peerLoad.peak), rssAfterLoad: mib(settlePeer.stop().median) };
@@ -324,7 +331,7 @@ try {
 
   const bench: OperatorBench = {
     date: new Date().toISOString(),
-    git: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
+    git: commit,
     loadavg: (await import('node:os')).loadavg(),
     layout,
     burst,

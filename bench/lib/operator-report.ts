@@ -21,6 +21,9 @@ export interface SizeResult {
   rssDuringLoadPeak: number;
   rssAfterLoad: number;
   heapUsed: number;
+  heapTotal: number;
+  /** Buffers outside V8's heap (network reads, TLS). */
+  external: number;
   rssDuringRelistPeak: number;
   rssBurstPeak: number;
   rssAfterRestartPeak: number;
@@ -146,7 +149,7 @@ export function operatorMarkdown(b: OperatorBench): string {
     'RSS relist (peak)',
     'RSS burst (peak)',
     'RSS after restart (peak)',
-    'heap used',
+    'heap used / total, external',
     'restart → /readyz',
     'restart → synced',
     'webhook own p50 / p99',
@@ -167,7 +170,7 @@ export function operatorMarkdown(b: OperatorBench): string {
       `${f(r.rssDuringRelistPeak)} MiB`,
       `${f(r.rssBurstPeak)} MiB`,
       `${f(r.rssAfterRestartPeak)} MiB`,
-      `${f(r.heapUsed)} MiB`,
+      `${f(r.heapUsed)} / ${f(r.heapTotal)}, ${f(r.external)} MiB`,
       `${f(r.restartReadyzMs)} ms`,
       `${f(r.restartSyncedMs)} ms`,
       r.burst.own ? `${f(r.burst.own.p50Ms, 1)} / ${f(r.burst.own.p99Ms, 1)} ms` : '–',

@@ -57,7 +57,7 @@ export async function webhookBurst(o: {
 }): Promise<BurstResult> {
   const probe = spawn(
     process.execPath,
-    [PROBE, String(o.ours.webhookPort), '10', namespaceName(0), originName(0)],
+    [PROBE, String(o.ours.webhookPort), '5', namespaceName(0), originName(0)],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   let out = '';

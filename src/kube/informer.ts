@@ -236,8 +236,8 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
 
   /**
    * Lists `path` page by page into the cache, then removes the objects of that path
-   * the list no longer has. Only one page is held at a time (two copies of a large
-   * collection are what a relist would otherwise cost).
+   * the list no longer has. Only the pages in flight are held, never the whole list
+   * beside the cache (two copies of a large collection: what a relist used to cost).
    */
   private async relist(path: string, signal: AbortSignal): Promise<string> {
     const query = { labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector };
@@ -265,6 +265,8 @@ export class Informer<T extends KubeObject> extends EventEmitter<{
       }
     }
     this.opts.onApiResult?.(true);
+    // Dropped while listing: its objects are gone from the cache, and must stay gone.
+    if (signal.aborted) return resourceVersion;
     for (const [key, old] of this.objectsOf(path)) {
       if (!seen.has(key)) this.remove(key, old);
     }
