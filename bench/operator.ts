@@ -9,7 +9,8 @@
 // peer: the operator before the slim cache (built from git), run as a standby
 // replica on the same cluster.
 //
-//   npm run bench:operator                       (sizes 1000,10000; ~15 min)
+//   npm run bench:operator                       (sizes 1000,10000; ~8 min)
+//   node bench/operator.ts --sizes 1000,10000,50000 (~12 min; the API server takes ~3 GB)
 //   node bench/operator.ts --sizes 300 --no-peer (a quick look)
 
 import { execFileSync } from 'node:child_process';
