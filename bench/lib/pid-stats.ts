@@ -2,18 +2,12 @@
 // that keeps the peak and every reading over a window (the operator benchmark
 // samples the operator's RSS while pods are created, relisted and restarted).
 import { readFileSync } from 'node:fs';
+import { rssBytes } from '../../hack/supervisor.ts';
 
 export const MiB = 2 ** 20;
 
 /** VmRSS of `pid` in bytes; 0 once it has exited. */
-export function rssOf(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m?.[1] ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
+export const rssOf = rssBytes;
 
 /** User + system CPU seconds `pid` has used. */
 export function cpuSecondsOf(pid: number): number {
