@@ -149,7 +149,6 @@ export class Operator {
     return this.leading;
   }
 
-  /** Maps informer events to work: an Origin's status key and its namespace's RBAC key. */
   /**
    * Queues an Origin's status, once its namespace's pods are listed: until then every
    * pod would look gone (the namespace's sync queues its Origins). A deleted Origin is
