@@ -29,7 +29,16 @@ export const SIDECAR_ENV = {
   serviceAccount: 'ORIGINGUARD_SERVICE_ACCOUNT',
   tokenFile: 'ORIGINGUARD_TOKEN_FILE',
   caFile: 'ORIGINGUARD_CA_FILE',
+  /** spec.nodeName; optional: pods injected by an older operator do not have it. */
+  nodeName: 'ORIGINGUARD_NODE_NAME',
 } as const;
+
+/**
+ * Origin annotation: a request for the operator to run the checklist from its own
+ * pod now; the value is the request's id, which status.operatorProbe.requestId
+ * echoes once answered (kubectl originguard diagnose --from-operator sets it).
+ */
+export const DIAGNOSE_REQUEST_ANNOTATION = `${GROUP}/diagnose-request`;
 
 /** Server-side-apply field manager of the sidecar's OriginReport writes. */
 export const SIDECAR_FIELD_MANAGER = 'originguard-sidecar';

@@ -3,8 +3,9 @@
 // CRD in crds/ is generated from these schemas (npm run generate:crds), and the
 // sidecar validates a standalone config file against the same schemas.
 import { type Static, Type } from '@sinclair/typebox';
-import { DURATION_PATTERN, parseDuration } from './duration.ts';
-import { type Rule, withRules } from './rules.ts';
+import { parseDuration } from './duration.ts';
+import { HealthCheck } from './health-check.ts';
+import { celIsDuration, duration, durationBetween, withRules } from './rules.ts';
 import { ForwardedHeaders, RequestPolicy } from './traffic.ts';
 
 export { type Rule, rulesOf } from './rules.ts';
@@ -19,42 +20,7 @@ const UPSTREAM_HOST_PATTERN =
   '^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\\.?|[0-9a-fA-F:.]+)$';
 const IP_PATTERN = '^([0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9a-fA-F:]+)$';
 
-/** CEL: `field` of self is present and a well-formed duration (else the field's own rule reports it). */
-const celIsDuration = (field: string) =>
-  `has(self.${field}) && self.${field}.matches(r'${DURATION_PATTERN}')`;
-
-// The duration's own rule repeats the pattern so the API server's message says what a
-// duration looks like; the CRD generator then leaves the redundant `pattern` out.
-const durationRule: Rule = {
-  rule: `self.matches(r'${DURATION_PATTERN}')`,
-  message: 'must be a duration such as 250ms, 5s or 1m30s',
-  check: (self: string) => new RegExp(DURATION_PATTERN).test(self),
-};
-
-const duration = (description: string, defaultValue?: string) =>
-  withRules(
-    Type.String({
-      description,
-      pattern: DURATION_PATTERN,
-      maxLength: 32,
-      ...(defaultValue === undefined ? {} : { default: defaultValue }),
-    }),
-    [durationRule],
-  );
-
 const port = (description: string) => Type.Integer({ description, minimum: 1, maximum: 65535 });
-
-// A malformed or absent duration passes: the field's own rule reports it, and CEL's
-// duration() would fail with an error instead of a message.
-const durationBetween = (field: string, min: string, max: string): Rule => ({
-  rule: `!(${celIsDuration(field)}) || (duration(self.${field}) >= duration('${min}') && duration(self.${field}) <= duration('${max}'))`,
-  message: `must be between ${min} and ${max}`,
-  fieldPath: `.${field}`,
-  check: (self: Record<string, string | undefined>) => {
-    const ms = parseDuration(self[field] ?? '');
-    return Number.isNaN(ms) || (ms >= parseDuration(min) && ms <= parseDuration(max));
-  },
-});
 
 export const LabelSelectorRequirement = Type.Object(
   {
@@ -273,7 +239,7 @@ export const OutlierDetection = Type.Object(
   {
     consecutiveFailures: Type.Integer({
       description:
-        'Consecutive connection failures after which the origin is ejected: requests get 531 at once while one trial request at a time probes it.',
+        'Consecutive connection failures after which the origin is ejected: requests get 531 at once while one trial request at a time probes it (with healthCheck enabled, a check probes it instead).',
       minimum: 1,
       maximum: 1000,
       default: 5,
@@ -341,6 +307,7 @@ export const OriginSpec = Type.Object(
     timeouts: Timeouts,
     upgrade: Upgrade,
     outlierDetection: OutlierDetection,
+    healthCheck: Type.Optional(HealthCheck),
     errorResponse: ErrorResponse,
     request: RequestPolicy,
     forwardedHeaders: ForwardedHeaders,

@@ -61,6 +61,11 @@ export const PhaseName = Type.Unsafe<Phase>(
   ),
 );
 
+/** Where a piece of evidence about an origin comes from. */
+export const EvidenceSource = Type.Union([Type.Literal('Traffic'), Type.Literal('Probe')], {
+  description: 'What the evidence comes from: Traffic (a proxied request) or Probe (an active health check).',
+});
+
 const failureProperties = {
   cause: CauseName,
   phase: PhaseName,
@@ -104,6 +109,7 @@ const failureProperties = {
     maxLength: 1024,
   }),
   time: Timestamp('When the failure happened.'),
+  source: Type.Optional(EvidenceSource),
 };
 
 /** One classified upstream failure, as the sidecar saw it. */
@@ -125,8 +131,38 @@ export const Health = Type.Union(
   [Type.Literal('Reachable'), Type.Literal('Unreachable'), Type.Literal('Unknown')],
   {
     description:
-      'Reachable: the last attempts to the origin succeeded. Unreachable: they fail (see cause). Unknown: no request reached the origin yet.',
+      'Reachable: the last attempts to the origin (requests or checks) succeeded. Unreachable: they fail (see cause). Unknown: neither a request nor a check reached a verdict yet.',
   },
+);
+
+/** The sidecar's active checks of one origin, as counters and the last result. */
+export const CheckState = Type.Object(
+  {
+    checks: Type.Integer({
+      description: 'Checks run since the sidecar started.',
+      minimum: 0,
+      format: 'int64',
+    }),
+    failures: Type.Integer({
+      description: 'Checks that failed since the sidecar started.',
+      minimum: 0,
+      format: 'int64',
+    }),
+    lastTime: Timestamp('When the last check ended.'),
+    lastResult: Type.Union([Type.Literal('Success'), Type.Literal('Failure')], {
+      description: 'Outcome of the last check.',
+    }),
+    consecutive: Type.Integer({
+      description: 'Checks in a row with that outcome (compared with the thresholds).',
+      minimum: 0,
+    }),
+    cause: Type.Optional(CauseName),
+    summary: Type.String({
+      description: 'What the last check saw, in one line (steps and timings).',
+      maxLength: 512,
+    }),
+  },
+  { additionalProperties: false, description: "The sidecar's active health checks (spec.healthCheck)." },
 );
 
 export const OriginReportStatus = Type.Object(
@@ -143,12 +179,23 @@ export const OriginReportStatus = Type.Object(
       description: 'UID of that pod; the report is owned by it and deleted with it.',
       maxLength: 64,
     }),
+    nodeName: Type.Optional(
+      Type.String({
+        description: 'Node the pod runs on (downward API spec.nodeName), to group failures by node and zone.',
+        maxLength: 253,
+      }),
+    ),
     originGeneration: Type.Integer({
       description:
         "metadata.generation of the Origin spec the sidecar runs; older than the Origin's means not yet updated.",
       minimum: 0,
     }),
     health: Health,
+    source: Type.Optional(
+      Type.Union([Type.Literal('Traffic'), Type.Literal('Probe')], {
+        description: 'What last set health: Traffic (a proxied request) or Probe (an active health check).',
+      }),
+    ),
     cause: Type.Optional(CauseName),
     phase: Type.Optional(PhaseName),
     hint: Type.Optional(
@@ -174,6 +221,7 @@ export const OriginReportStatus = Type.Object(
       }),
     ),
     lastFailure: Type.Optional(FailureDetail),
+    healthCheck: Type.Optional(CheckState),
     lastTransitionTime: Timestamp('When health or cause last changed.'),
     heartbeatTime: Timestamp('When the sidecar last wrote this report; it rewrites it slowly while failing.'),
     sidecarVersion: Type.String({
@@ -191,6 +239,8 @@ export type FailureDetail = Static<typeof FailureDetail>;
 export type PodFailureDetail = Static<typeof PodFailureDetail>;
 export type Health = Static<typeof Health>;
 export type OriginReportStatus = Static<typeof OriginReportStatus>;
+export type EvidenceSource = Static<typeof EvidenceSource>;
+export type CheckState = Static<typeof CheckState>;
 
 export interface OriginReport {
   apiVersion: 'edge.originguard.dev/v1alpha1';

@@ -6,6 +6,7 @@
 // which cannot filter lists by more than one key.
 import { type Static, Type } from '@sinclair/typebox';
 import { CauseName, ObjectName, PodFailureDetail, Timestamp } from './report.ts';
+import { OperatorProbe, Triangulation } from './triangulation.ts';
 
 /** The condition types the operator writes; `Ready` is the summary. */
 export const CONDITION_TYPES = ['Ready', 'Reachable', 'Degraded'] as const;
@@ -155,6 +156,8 @@ export const OriginStatus = Type.Object(
     ),
     lastFailure: Type.Optional(PodFailureDetail),
     notInjected: Type.Optional(NotInjected),
+    triangulation: Type.Optional(Triangulation),
+    operatorProbe: Type.Optional(OperatorProbe),
   },
   {
     additionalProperties: false,

@@ -7,11 +7,11 @@
 // decided from them afterwards, by pure code (verdict.ts).
 import { interleaveFamilies } from '../upstream/address-book.ts';
 import { withExtraAddresses } from '../upstream/connector.ts';
-import { literalAddresses, type ResolvedAddress } from '../upstream/resolver.ts';
+import { literalAddresses, type ResolvedAddress, type Resolver } from '../upstream/resolver.ts';
 import { probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
 import { probeHttp } from './http.ts';
-import type { Plan, TargetPlan } from './plan.ts';
+import { hostPort, type Plan, type TargetPlan } from './plan.ts';
 import type { Step, StepPhase } from './schema.ts';
 
 export interface ChecklistEvents {
@@ -19,6 +19,20 @@ export interface ChecklistEvents {
   readonly onPhase?: (phase: StepPhase, target: number, what: string) => void;
   /** A step is done. */
   readonly onStep?: (step: Step) => void;
+  /** An address was left out by ChecklistOptions.admit, with why. */
+  readonly onRefused?: (target: number, address: string, reason: string) => void;
+}
+
+/** How a running component (a sidecar's checks, the operator's probe) runs the checklist. */
+export interface ChecklistOptions {
+  /** Ask only this resolver (a sidecar's own, with its cache) instead of every server on its own. */
+  readonly resolver?: Resolver;
+  /** Send the HTTP request (default true); false checks connecting only. */
+  readonly http?: boolean;
+  /** User-Agent of the HTTP request. */
+  readonly userAgent?: string;
+  /** Whether an address may be probed: undefined if so, else why not (it is then left out). */
+  readonly admit?: (address: ResolvedAddress) => string | undefined;
 }
 
 /**
@@ -29,7 +43,11 @@ const sidecarOrder = (resolved: readonly ResolvedAddress[], target: TargetPlan):
   interleaveFamilies(withExtraAddresses(resolved, target.extraAddresses));
 
 /** Runs every step of the checklist; resolves with all of them, in order. */
-export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Promise<Step[]> {
+export async function runChecklist(
+  plan: Plan,
+  events: ChecklistEvents = {},
+  options: ChecklistOptions = {},
+): Promise<Step[]> {
   const steps: Step[] = [];
   const emit = (list: readonly Step[]) => {
     for (const s of list) {
@@ -40,9 +58,19 @@ export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Pr
   let carrier: { target: TargetPlan; index: number; address: ResolvedAddress } | undefined;
   for (const [index, target] of plan.targets.entries()) {
     if (literalAddresses(target.host) === undefined) events.onPhase?.('dns', index, target.host);
-    const resolution = await resolveTarget(index, target.host, plan.resolver, plan.connectTimeoutMs);
+    const resolution = await resolveTarget(
+      index,
+      target.host,
+      plan.resolver,
+      plan.connectTimeoutMs,
+      options.resolver,
+    );
     emit(resolution.steps);
-    const addresses = sidecarOrder(resolution.addresses, target);
+    const addresses = sidecarOrder(resolution.addresses, target).filter((a) => {
+      const refused = options.admit?.(a);
+      if (refused !== undefined) events.onRefused?.(index, hostPort(a.address, target.port), refused);
+      return refused === undefined;
+    });
     if (addresses.length === 0) continue;
     events.onPhase?.('tcp', index, `${addresses.length} address(es), port ${target.port}`);
     const tcp = await Promise.all(addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs)));
@@ -57,9 +85,9 @@ export async function runChecklist(plan: Plan, events: ChecklistEvents = {}): Pr
     const first = connected[0];
     if (carrier === undefined && first !== undefined) carrier = { target, index, address: first };
   }
-  if (carrier !== undefined) {
+  if (carrier !== undefined && options.http !== false) {
     events.onPhase?.('http', carrier.index, `GET ${plan.path}`);
-    emit([await probeHttp(plan, carrier.target, carrier.index, carrier.address)]);
+    emit([await probeHttp(plan, carrier.target, carrier.index, carrier.address, options.userAgent)]);
   }
   return steps;
 }

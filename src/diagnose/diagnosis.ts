@@ -2,7 +2,7 @@
 // assemble the versioned Diagnosis. The CLI, the sidecar's active checks and the
 // operator's probe all call diagnose(); the pure half (diagnosisOf, exitCodeOf)
 // is what their tests and outputs share.
-import { type ChecklistEvents, runChecklist } from './checklist.ts';
+import { type ChecklistEvents, type ChecklistOptions, runChecklist } from './checklist.ts';
 import type { Plan } from './plan.ts';
 import { DIAGNOSIS_API_VERSION, DIAGNOSIS_KIND, type Diagnosis, type Step } from './schema.ts';
 import { decide, LOCAL_VANTAGE, limitsOf, type Vantage } from './vantage.ts';
@@ -11,6 +11,8 @@ import { probeVerdict } from './verdict.ts';
 export interface DiagnoseOptions {
   readonly vantage?: Vantage;
   readonly events?: ChecklistEvents;
+  /** How a running component runs it (shared resolver, no HTTP, addresses it may not probe). */
+  readonly checklist?: ChecklistOptions;
 }
 
 /** The Diagnosis of a plan from its steps: pure. */
@@ -49,8 +51,18 @@ export function diagnosisOf(
 export async function diagnose(plan: Plan, options: DiagnoseOptions = {}): Promise<Diagnosis> {
   const startedAt = new Date();
   const started = performance.now();
-  const steps = await runChecklist(plan, options.events);
-  return diagnosisOf(plan, steps, options.vantage ?? LOCAL_VANTAGE, startedAt, performance.now() - started);
+  const refused: string[] = [];
+  const events: ChecklistEvents = {
+    ...options.events,
+    onRefused: (target, address, reason) => {
+      refused.push(`not probed from here: ${address} (${reason})`);
+      options.events?.onRefused?.(target, address, reason);
+    },
+  };
+  const steps = await runChecklist(plan, events, options.checklist);
+  const vantage = options.vantage ?? LOCAL_VANTAGE;
+  const seen = refused.length === 0 ? vantage : { ...vantage, notes: [...vantage.notes, ...refused] };
+  return diagnosisOf(plan, steps, seen, startedAt, performance.now() - started);
 }
 
 /** Exit codes of `originguard diagnose`: sysexits for the tool's own problems, 80-87 per class of cause. */

@@ -171,21 +171,25 @@ export function serversOf(options: ResolverOptions): string[] {
 
 /**
  * DNS for one target: each server on its own, then the sidecar's resolver
- * (step with address null), whose answer gives the addresses to probe.
+ * (step with address null), whose answer gives the addresses to probe. With
+ * `shared`, a running sidecar's own resolver (its cache included) is the only
+ * one asked: a health check must not add DNS load, and sees what traffic sees.
  */
 export async function resolveTarget(
   target: number,
   host: string,
   options: ResolverOptions,
   timeoutMs: number,
+  shared?: Resolver,
 ): Promise<Resolution> {
   const literal = literalAddresses(host);
   if (literal !== undefined) return { steps: [], addresses: [...literal] };
   const settings = searchSettingsOf(options);
   const started = performance.now();
-  const sidecar = new Resolver(options);
+  const sidecar = shared ?? new Resolver(options);
+  const servers = shared === undefined ? serversOf(options) : [];
   const [perServer, asSidecar] = await Promise.all([
-    Promise.all(serversOf(options).map((s) => askServer(target, host, s, settings, timeoutMs))),
+    Promise.all(servers.map((s) => askServer(target, host, s, settings, timeoutMs))),
     deadline(sidecar.resolve(host, timeoutMs), timeoutMs, undefined, host).then(
       (addresses) => ({ addresses: [...addresses] }),
       (err: unknown) => ({ error: err as RawError }),

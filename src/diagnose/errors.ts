@@ -5,6 +5,8 @@ import { OriginguardError } from '../errors.ts';
 
 export const INVALID_CONFIG = 'OG_DIAGNOSE_INVALID_CONFIG';
 export const ORIGIN_UNAVAILABLE = 'OG_DIAGNOSE_ORIGIN_UNAVAILABLE';
+/** Failure code of a health check whose path answered a status it was not expected to. */
+export const UNEXPECTED_STATUS = 'OG_UNEXPECTED_STATUS';
 
 /** The --config file cannot be read, is invalid, or does not declare the Origin asked for (exit 65). */
 export class InvalidConfigError extends OriginguardError {

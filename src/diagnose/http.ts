@@ -106,6 +106,7 @@ export async function probeHttp(
   target: TargetPlan,
   index: number,
   address: ResolvedAddress,
+  userAgent = `originguard-diagnose/${PRODUCT_VERSION}`,
 ): Promise<Step> {
   const tls = target.tls;
   const client = new Client('http://upstream.originguard.invalid', {
@@ -140,7 +141,7 @@ export async function probeHttp(
   const outcome = await new Promise<Outcome>((resolve) => {
     const headers = {
       host: plan.hostHeader,
-      'user-agent': `originguard-diagnose/${PRODUCT_VERSION}`,
+      'user-agent': userAgent,
       accept: '*/*',
     };
     client.dispatch(

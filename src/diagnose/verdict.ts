@@ -289,6 +289,23 @@ export function probeVerdict(plan: Plan, steps: readonly Step[]): ProbeOutcome {
       },
     };
   }
+  if (carrier !== undefined && http === undefined) {
+    // Connecting only (a health check without a path): the connection is the answer.
+    return {
+      reachable: true,
+      verdict: {
+        cause: null,
+        statusCode: null,
+        failedIn: null,
+        summary: `${carrier.address} accepts connections (${carrier.phase.toUpperCase()} in ${Math.round(carrier.elapsedMs)} ms)`,
+        fix: null,
+        evidence: [carrier].map(evidenceLine),
+        docs: null,
+        source: 'probe',
+        warnings,
+      },
+    };
+  }
   const failed = dominantStep(attempts);
   if (failed === undefined) {
     return {

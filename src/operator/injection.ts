@@ -173,6 +173,8 @@ function sidecarContainer(template: SidecarTemplate, listenPorts: number[]): Rec
       fieldEnv(SIDECAR_ENV.podNamespace, 'metadata.namespace'),
       fieldEnv(SIDECAR_ENV.podUid, 'metadata.uid'),
       fieldEnv(SIDECAR_ENV.serviceAccount, 'spec.serviceAccountName'),
+      // Failures are grouped by node (and zone) in the Origin's status.
+      fieldEnv(SIDECAR_ENV.nodeName, 'spec.nodeName'),
       { name: SIDECAR_ENV.tokenFile, value: `${TOKEN_MOUNT_PATH}/${TOKEN_FILE}` },
       { name: SIDECAR_ENV.caFile, value: `${TOKEN_MOUNT_PATH}/${CA_FILE}` },
     ],

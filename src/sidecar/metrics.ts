@@ -40,9 +40,28 @@ export class SidecarMetrics {
     labelNames: ['origin'] as const,
     registers: [this.registry],
   });
+  readonly healthChecks = new Counter({
+    name: 'originguard_health_checks_total',
+    help: 'Active health checks, by origin and result: success, failure, or skipped (traffic reached the origin within the interval).',
+    labelNames: ['origin', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly healthCheckFailures = new Counter({
+    name: 'originguard_health_check_failures_total',
+    help: 'Failed active health checks, by RFC 9209 cause and phase (as upstream_failures_total counts requests).',
+    labelNames: ['origin', 'cause', 'phase'] as const,
+    registers: [this.registry],
+  });
+  readonly healthCheckDuration = new Histogram({
+    name: 'originguard_health_check_duration_seconds',
+    help: 'Time one active health check took (every address probed, the path asked).',
+    labelNames: ['origin'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly reachable = new Gauge({
     name: 'originguard_origin_reachable',
-    help: '1 if the last attempt reached the origin, 0 if it failed, absent before the first request.',
+    help: '1 while the origin is Reachable, 0 while Unreachable (by requests or health checks), absent until either decides.',
     labelNames: ['origin'] as const,
     registers: [this.registry],
   });
@@ -144,5 +163,38 @@ export class OriginMetrics {
 
   setEjected(ejected: boolean): void {
     this.#metrics.ejected.labels(this.#origin).set(ejected ? 1 : 0);
+  }
+}
+
+/** One origin's health-check metric children. */
+export class CheckMetrics {
+  readonly #metrics: SidecarMetrics;
+  readonly #origin: string;
+  readonly skipped: Counter.Internal;
+  readonly #success: Counter.Internal;
+  readonly #failure: Counter.Internal;
+  readonly #duration: Histogram.Internal<'origin'>;
+
+  constructor(metrics: SidecarMetrics, origin: string) {
+    this.#metrics = metrics;
+    this.#origin = origin;
+    this.skipped = metrics.healthChecks.labels(origin, 'skipped');
+    this.#success = metrics.healthChecks.labels(origin, 'success');
+    this.#failure = metrics.healthChecks.labels(origin, 'failure');
+    this.#duration = metrics.healthCheckDuration.labels(origin);
+  }
+
+  observe(outcome: {
+    readonly ok: boolean;
+    readonly elapsedMs: number;
+    readonly failure?: { readonly cause: string; readonly phase: string };
+  }): void {
+    this.#duration.observe(outcome.elapsedMs / 1000);
+    if (outcome.ok) this.#success.inc();
+    else this.#failure.inc();
+    if (outcome.failure !== undefined)
+      this.#metrics.healthCheckFailures
+        .labels(this.#origin, outcome.failure.cause, outcome.failure.phase)
+        .inc();
   }
 }

@@ -20,7 +20,8 @@ import type { Resolver } from '../upstream/resolver.ts';
 import type { ErrorResponseOptions } from './error-response.ts';
 import { type ForwardingTrust, forwardingTrust } from './forwarding-trust.ts';
 import type { OriginHealth } from './health.ts';
-import { OriginMetrics, type SidecarMetrics } from './metrics.ts';
+import { HealthChecker } from './health-check.ts';
+import { CheckMetrics, OriginMetrics, type SidecarMetrics } from './metrics.ts';
 import { type EjectionChange, OutlierDetector } from './outlier.ts';
 import type { Routable } from './router.ts';
 
@@ -68,6 +69,8 @@ export class OriginRuntime implements Routable {
   readonly trust: ForwardingTrust;
   readonly health: OriginHealth;
   readonly metrics: OriginMetrics;
+  /** The active checks (spec.healthCheck); undefined when they are off. Started once the runtime serves. */
+  readonly checker: HealthChecker | undefined;
   /** Canonical spec text: a reload that does not change it keeps this runtime. */
   readonly fingerprint: string;
 
@@ -124,6 +127,23 @@ export class OriginRuntime implements Routable {
     ];
     const addressBook = new AddressBook();
     this.health.watchAddresses(addressBook);
+    this.checker = HealthChecker.for({
+      manifest,
+      resolver: deps.resolver,
+      health: this.health,
+      outlier: this.outlier,
+      addressBook,
+      metrics: new CheckMetrics(deps.metrics, this.key),
+      logger: deps.logger,
+      // A CA file the sidecar cannot read fails the runtime above; here it would only be noted.
+      readFile: (p) => {
+        try {
+          return readFile(p);
+        } catch {
+          return undefined;
+        }
+      },
+    });
     const idleMs = parseDuration(spec.timeouts.idle);
     // The pool's URL is nominal: the connector decides where connections go.
     this.pool = new Pool('http://upstream.originguard.invalid', {
@@ -149,19 +169,27 @@ export class OriginRuntime implements Routable {
   #onEjection(change: EjectionChange, logger: Logger): void {
     this.metrics.setEjected(change.ejected);
     if (change.ejected) {
+      this.checker?.ejected(change.retryInMs);
       logger.warn(
         { origin: this.key, cause: change.cause, retryInMs: change.retryInMs, ejections: change.ejections },
-        'origin ejected: failing fast while probing',
+        this.checker === undefined
+          ? 'origin ejected: failing fast while probing'
+          : 'origin ejected: failing fast until a health check reaches it',
       );
     }
   }
 
-  /** Stops taking requests; resolves once those in flight are done. */
-  async close(): Promise<void> {
-    await this.pool.close();
+  /** Starts the active checks, if any: once this runtime serves the Origin. */
+  startChecks(): void {
+    this.checker?.start();
   }
 
-  destroy(): Promise<void> {
-    return this.pool.destroy();
+  /** Stops taking requests and checking; resolves once those in flight are done. */
+  async close(): Promise<void> {
+    await Promise.all([this.checker?.stop(), this.pool.close()]);
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all([this.checker?.stop(), this.pool.destroy()]);
   }
 }

@@ -2,9 +2,11 @@
 // failures: after N connection failures in a row the origin is ejected, and
 // requests are answered 531 at once for base × ejections (capped), while one
 // trial request at a time probes it. Only connection failures count: an origin
-// that accepts connections but answers slowly is reachable. This detector is the
-// one owner of the ejection state; who shows it (metrics, logs, /status) is told
-// through onChange.
+// that accepts connections but answers slowly is reachable. With active health
+// checks the checks probe instead of a trial request (no user request is spent
+// on a dead origin) and may eject it themselves. This detector is the one owner
+// of the ejection state; who shows it (metrics, logs, /status) is told through
+// onChange.
 import type { Cause } from '../api/causes.ts';
 
 export interface OutlierConfig {
@@ -31,6 +33,8 @@ export class OutlierDetector {
   #ejections = 0;
   #ejectedUntil = 0;
   #trialInFlight = false;
+  /** Set while health checks decide recovery: how long past an ejection's end they may take before trials resume. */
+  #checkGraceMs: number | undefined;
 
   constructor(
     config: OutlierConfig,
@@ -50,10 +54,28 @@ export class OutlierDetector {
     return this.#failures;
   }
 
+  /** ms until the current ejection ends (0 when not ejected or past its end). */
+  get remainingMs(): number {
+    return this.#ejections === 0 ? 0 : Math.max(0, this.#ejectedUntil - this.#now());
+  }
+
+  /**
+   * Hands recovery to health checks: while ejected, no trial request is admitted
+   * until `graceMs` past the ejection's end (a check that never comes must not
+   * keep the origin ejected for ever). undefined gives it back to trials.
+   */
+  checkedBy(graceMs: number | undefined): void {
+    this.#checkGraceMs = graceMs;
+  }
+
   /** Decides whether a request may try the origin now. A 'trial' must be reported back. */
   admit(): Admission {
     if (this.#ejections === 0) return PASS;
     const now = this.#now();
+    const checkedUntil = this.#ejectedUntil + (this.#checkGraceMs ?? 0);
+    if (this.#checkGraceMs !== undefined && now < checkedUntil) {
+      return { kind: 'reject', retryInMs: Math.max(0, this.#ejectedUntil - now) };
+    }
     if (now < this.#ejectedUntil || this.#trialInFlight) {
       return { kind: 'reject', retryInMs: Math.max(0, this.#ejectedUntil - now) };
     }
@@ -91,6 +113,12 @@ export class OutlierDetector {
     this.#ejectedUntil = this.#now() + interval;
     this.#onChange?.({ ejected: true, cause, retryInMs: interval, ejections: this.#ejections });
     return true;
+  }
+
+  /** A health check found the origin unreachable (for `cause`): eject it, or extend the ejection. */
+  onCheckFailure(cause: Cause): void {
+    this.#failures++;
+    this.#eject(cause);
   }
 
   /** A trial ended without telling anything about the origin (client gone): let another probe. */

@@ -14,6 +14,8 @@ export interface PodIdentity {
   readonly namespace: string;
   readonly podUid: string;
   readonly serviceAccount: string;
+  /** The node it runs on; absent in pods injected by an operator that did not pass it. */
+  readonly nodeName?: string | undefined;
 }
 
 /** Identity plus where the pod's credentials are mounted. */
@@ -25,7 +27,7 @@ export interface PodEnvironment extends PodIdentity {
 
 export type Labels = Readonly<Record<string, string>>;
 
-const REQUIRED: readonly [keyof typeof SIDECAR_ENV, string][] = [
+const REQUIRED: readonly [Exclude<keyof typeof SIDECAR_ENV, 'nodeName'>, string][] = [
   ['podName', "the pod's name"],
   ['podNamespace', "the pod's namespace"],
   ['podUid', "the pod's UID"],
@@ -42,7 +44,7 @@ export function podEnvironment(
   env: NodeJS.ProcessEnv = process.env,
   labelsFile: string | undefined = undefined,
 ): PodEnvironment {
-  const value = {} as Record<keyof typeof SIDECAR_ENV, string>;
+  const value = {} as Record<(typeof REQUIRED)[number][0], string>;
   for (const [key, what] of REQUIRED) {
     const v = env[SIDECAR_ENV[key]];
     if (v === undefined || v === '') throw new MissingEnvError(SIDECAR_ENV[key], what);
@@ -53,6 +55,7 @@ export function podEnvironment(
     namespace: value.podNamespace,
     podUid: value.podUid,
     serviceAccount: value.serviceAccount,
+    ...(env[SIDECAR_ENV.nodeName] ? { nodeName: env[SIDECAR_ENV.nodeName] } : {}),
     tokenFile: value.tokenFile,
     caFile: value.caFile,
     labelsFile: labelsFile ?? join(dirname(value.tokenFile), LABELS_FILE),

@@ -103,6 +103,8 @@ export class Sidecar {
     const old = [...this.#runtimes.values()].filter((r) => next.get(r.key) !== r);
     this.#runtimes.clear();
     for (const [k, v] of next) this.#runtimes.set(k, v);
+    // Checks run only for what is served: a new runtime whose port is bound.
+    for (const r of created) if (!failedPorts.has(r.listen.port)) r.startChecks();
     // Requests in flight hold their runtime; close() lets them finish.
     for (const r of old) {
       r.close().catch((err: unknown) =>

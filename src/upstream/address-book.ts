@@ -78,6 +78,11 @@ export class AddressBook {
     this.#preferred = keyOf(c);
   }
 
+  /** A health check reached `c`: no longer tried last. Which address goes first stays the connector's call. */
+  reachable(c: Candidate): void {
+    this.#records.set(keyOf(c), { address: c.address, port: c.port, ok: true, at: this.#now() });
+  }
+
   failed(c: Candidate, cause: string): void {
     this.#records.set(keyOf(c), { address: c.address, port: c.port, ok: false, at: this.#now(), cause });
     if (this.#preferred === keyOf(c)) this.#preferred = undefined;

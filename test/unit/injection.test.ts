@@ -217,6 +217,7 @@ describe('the injected pod', () => {
       [SIDECAR_ENV.podNamespace]: 'metadata.namespace',
       [SIDECAR_ENV.podUid]: 'metadata.uid',
       [SIDECAR_ENV.serviceAccount]: 'spec.serviceAccountName',
+      [SIDECAR_ENV.nodeName]: 'spec.nodeName',
       [SIDECAR_ENV.tokenFile]: `${TOKEN_MOUNT_PATH}/token`,
       [SIDECAR_ENV.caFile]: `${TOKEN_MOUNT_PATH}/ca.crt`,
     });

@@ -19,7 +19,17 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   api: ['kube', 'errors.ts'],
   upstream: ['api', 'errors.ts'],
   diagnose: ['upstream', 'api', 'kube', 'errors.ts', 'flags.ts', 'process.ts', 'retry.ts', 'version.ts'],
-  sidecar: ['upstream', 'api', 'kube', 'errors.ts', 'flags.ts', 'process.ts', 'retry.ts', 'version.ts'],
+  sidecar: [
+    'diagnose',
+    'upstream',
+    'api',
+    'kube',
+    'errors.ts',
+    'flags.ts',
+    'process.ts',
+    'retry.ts',
+    'version.ts',
+  ],
   operator: [
     'diagnose',
     'upstream',

@@ -41,7 +41,13 @@ describe('podEnvironment', () => {
     expect(podEnvironment(env, '/tmp/labels').labelsFile).toBe('/tmp/labels');
   });
 
-  it.each(Object.values(SIDECAR_ENV))('names %s when it is missing or empty', (name) => {
+  it('reads the node name when the webhook passed it, and goes without it for pods injected before', () => {
+    expect(podEnvironment({ ...env, [SIDECAR_ENV.nodeName]: 'node-a' }).nodeName).toBe('node-a');
+    expect(podEnvironment({ ...env, [SIDECAR_ENV.nodeName]: '' })).not.toHaveProperty('nodeName');
+  });
+
+  const required = Object.values(SIDECAR_ENV).filter((name) => name !== SIDECAR_ENV.nodeName);
+  it.each(required)('names %s when it is missing or empty', (name) => {
     for (const value of [undefined, '']) {
       const partial = { ...env, [name]: value };
       expect(() => podEnvironment(partial)).toThrow(MissingEnvError);

@@ -63,6 +63,7 @@ describe('buildReport', () => {
       podUID: 'pod-uid-0',
       originGeneration: 3,
       health: 'Unreachable',
+      source: 'Traffic',
       cause: 'connection_refused',
       phase: 'connect',
       hint: snapshot.hint,
@@ -94,6 +95,36 @@ describe('buildReport', () => {
     expect(report.status).not.toHaveProperty('hint');
     expect(report.status).not.toHaveProperty('originUID');
     expect(report.status.lastFailure?.cause).toBe('connection_refused');
+    expect([...Value.Errors(OriginReportStatus, report.status)]).toEqual([]);
+  });
+
+  it('carries the node, what set the health (a check) and the checks, when there are', () => {
+    const h = new OriginHealth('shop/shop');
+    h.onCheck({
+      ok: false,
+      failure: refused(),
+      statusCode: 531,
+      decision: 'Unreachable',
+      summary: '127.0.0.1:3000 refuses connections',
+    });
+    const report = buildReport(h.snapshot(), { ...identity, nodeName: 'node-a' }, shop, new Date());
+    expect(report.status).toMatchObject({
+      nodeName: 'node-a',
+      health: 'Unreachable',
+      source: 'Probe',
+      cause: 'connection_refused',
+      requests: 0,
+      failures: 0,
+      lastFailure: { cause: 'connection_refused', source: 'Probe', statusCode: 531 },
+      healthCheck: {
+        checks: 1,
+        failures: 1,
+        lastResult: 'Failure',
+        consecutive: 1,
+        cause: 'connection_refused',
+        summary: '127.0.0.1:3000 refuses connections',
+      },
+    });
     expect([...Value.Errors(OriginReportStatus, report.status)]).toEqual([]);
   });
 });
