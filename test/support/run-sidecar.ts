@@ -12,7 +12,11 @@ import { Resolver } from '../../src/upstream/resolver.ts';
 
 export type SpecPatch = Record<string, unknown> & { upstream: Record<string, unknown> };
 
-/** A valid Origin manifest on the given port, with the test's spec fields merged in. */
+/**
+ * A valid Origin manifest on the given port, with the test's spec fields merged in.
+ * Health checks are off unless the test sets them: traffic tests count connections
+ * and trials that a check would add to.
+ */
 export function manifest(name: string, port: number, spec: SpecPatch): OriginManifest {
   const raw = {
     apiVersion: API_VERSION,
@@ -21,6 +25,7 @@ export function manifest(name: string, port: number, spec: SpecPatch): OriginMan
     spec: {
       selector: { matchLabels: { app: name } },
       listen: { port, address: '127.0.0.1' },
+      healthCheck: { enabled: false },
       ...spec,
       errorResponse: { retryAfter: '5s', ...(spec.errorResponse as object | undefined) },
     },
