@@ -26,6 +26,8 @@ export function withEnv(
         throw new UsageError(`${envName(name)}: must be true or false, got "${value}"`);
       }
       if (value === 'true') out.push(`--${name}`);
+      // A flag on by default is turned off with --no-<flag> (parseArgs allowNegative).
+      else if ((option as { default?: unknown }).default === true) out.push(`--no-${name}`);
       continue;
     }
     for (const v of option.multiple === true ? value.split(',') : [value]) out.push(`--${name}`, v);

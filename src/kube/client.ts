@@ -47,7 +47,12 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Another connection pool, e.g. a watch's own (see newConnection). */
   dispatcher?: Dispatcher;
+  /** Accept header, e.g. METADATA_ONLY (default application/json). */
+  accept?: string;
 }
+
+/** Accept header asking for an object's metadata only (PartialObjectMetadata): no spec, no status. */
+export const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
 /** Where requests go and how they authenticate. */
 export interface Credentials {
@@ -100,7 +105,7 @@ export class KubeClient {
     }
     const headers: Record<string, string> = {
       ...(await this.credentials.headers()),
-      accept: 'application/json',
+      accept: opts.accept ?? 'application/json',
     };
     let body: string | undefined;
     if (opts.body !== undefined) {
@@ -138,9 +143,9 @@ export class KubeClient {
   }
 
   /** GET an object; undefined when it does not exist. */
-  async get<T>(path: string): Promise<T | undefined> {
+  async get<T>(path: string, accept?: string): Promise<T | undefined> {
     try {
-      return await this.request<T>('GET', path);
+      return await this.request<T>('GET', path, accept === undefined ? {} : { accept });
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

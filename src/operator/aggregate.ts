@@ -21,8 +21,10 @@ import {
   type OriginStatus,
   type PodCounts,
 } from '../api/status.ts';
+import type { OperatorProbe } from '../api/triangulation.ts';
 import type { Pod } from '../kube/objects.ts';
 import { metaTime } from '../kube/time.ts';
+import { type PodView, type ProbeAllowance, triangulate } from './triangulate.ts';
 
 /** The parts of an Origin the aggregation reads. */
 export interface OriginLike {
@@ -39,7 +41,24 @@ export interface AggregateInput {
   /** The status as last written: unchanged conditions keep their lastTransitionTime. */
   previous: OriginStatus | undefined;
   now: Date;
+  /** The other vantage points: the operator's probe and the nodes' zones (triangulate.ts). */
+  vantage?: Vantage;
 }
+
+export interface Vantage {
+  /** The operator's latest probe of this Origin; default: the one in the previous status. */
+  probe?: OperatorProbe | undefined;
+  zoneOf: (node: string) => string | undefined;
+  allowance: ProbeAllowance;
+  probeMaxAgeMs: number;
+}
+
+/** Without an operator probe (e.g. a replica that never ran one): pods are compared among themselves. */
+const NO_VANTAGE: Vantage = {
+  zoneOf: () => undefined,
+  allowance: { allowed: false, why: 'the operator runs without --origin-probe' },
+  probeMaxAgeMs: 0,
+};
 
 /**
  * How long counted reports may run another spec before Degraded says so. Sidecars
@@ -173,6 +192,8 @@ interface Facts {
   generation: number;
   counts: PodCounts;
   counted: OriginReportStatus[];
+  /** Node of each injected pod, by UID (from the pod; a report names it too). */
+  nodeOf: Map<string | undefined, string | undefined>;
   failing: OriginReportStatus[];
   /** Counted reports whose sidecar runs another spec than metadata.generation (older, or newer than our cache). */
   stale: OriginReportStatus[];
@@ -201,6 +222,7 @@ function factsOf({ origin, pods, reports }: AggregateInput): Facts {
       failing: failing.length,
     },
     counted,
+    nodeOf: new Map(injected.map((p) => [p.metadata?.uid, p.spec?.nodeName])),
     failing,
     stale: counted.filter((r) => r.originGeneration !== generation),
     causes,
@@ -295,9 +317,23 @@ function toCondition(
   };
 }
 
+/** Each counted pod as the triangulation sees it; the pod's own spec.nodeName is the authority on its node. */
+function podViews(f: Facts): PodView[] {
+  return f.counted.map((r) => ({
+    pod: r.podName,
+    node: f.nodeOf.get(r.podUID) ?? r.nodeName,
+    failing: r.health === 'Unreachable',
+    cause: causeOf(r),
+    since: r.lastTransitionTime,
+  }));
+}
+
 /** Aggregates an Origin's pods and reports into the status the operator writes. */
 export function aggregateStatus(input: AggregateInput): OriginStatus {
   const f = factsOf(input);
+  const vantage = input.vantage ?? NO_VANTAGE;
+  const probe = vantage.probe ?? input.previous?.operatorProbe;
+  const triangulation = triangulate({ ...vantage, probe, pods: podViews(f), now: input.now });
   const reachable = reachableVerdict(f);
   const degraded = degradedVerdict(f, specStuck(f, input.previous, input.now));
   const verdicts: Record<ConditionType, Verdict> = {
@@ -318,5 +354,7 @@ export function aggregateStatus(input: AggregateInput): OriginStatus {
     ...(f.causes.length > 0 ? { causes: f.causes } : {}),
     ...(lastFailure ? { lastFailure } : {}),
     ...(f.notInjected ? { notInjected: f.notInjected } : {}),
+    ...(triangulation === undefined ? {} : { triangulation }),
+    ...(probe === undefined ? {} : { operatorProbe: probe }),
   };
 }

@@ -24,6 +24,7 @@ import {
 } from './names.ts';
 import { Operator, type OperatorOptions } from './operator.ts';
 import { serviceDnsNames } from './pki.ts';
+import { DEFAULT_DENIED_NETWORKS, networkList, type ProbePolicy, parseSelector } from './probe-policy.ts';
 
 const HELP = `Usage: originguard operator [options]
 
@@ -60,6 +61,16 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_LEADER_ELECT
   --sidecar-config <file>               YAML or JSON overriding sidecar settings (image, mode, resources, adminPort,
                                         imagePullPolicy, tokenExpirationSeconds, logLevel)
   --status-interval <d>                 Least time between two status writes of one Origin (default 1s)
+  --no-origin-probe                     Never run the checklist from the operator's pod (default: run it when
+                                        an Origin's pods fail, and when asked by kubectl originguard diagnose
+                                        --from-operator); see docs/security.md
+  --origin-probe-namespace-selector <s> Only probe Origins of namespaces with these labels, e.g.
+                                        originguard.dev/operator-probe=enabled (default: every namespace)
+  --origin-probe-min-interval <d>       At most one probe per Origin per this long (default 30s)
+  --origin-probe-refresh <d>            Probe again while pods keep failing the same way (default 5m)
+  --origin-probe-denied-networks <cidr,...>
+                                        Never probe addresses in these networks (default ${DEFAULT_DENIED_NETWORKS.join(',')};
+                                        an empty value denies none)
   --resync-period <d>                   Full relist of every watched resource (default 10m)
   --identity <name>                     This replica's name (default: POD_NAME or the host name)
   --log-level <level>                   fatal, error, warn, info, debug (default info)
@@ -91,6 +102,11 @@ const OPTIONS = {
   'sidecar-mode': { type: 'string' },
   'sidecar-config': { type: 'string' },
   'status-interval': { type: 'string', default: '1s' },
+  'origin-probe': { type: 'boolean', default: true },
+  'origin-probe-namespace-selector': { type: 'string', default: '' },
+  'origin-probe-min-interval': { type: 'string', default: '30s' },
+  'origin-probe-refresh': { type: 'string', default: '5m' },
+  'origin-probe-denied-networks': { type: 'string', multiple: true },
   'resync-period': { type: 'string', default: '10m' },
   identity: { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
@@ -146,6 +162,25 @@ export function sidecarTemplate(flags: Flags): SidecarTemplate {
   return { ...t, version: PRODUCT_VERSION };
 }
 
+/** The probe's policy from its flags; throws UsageError naming a bad one. */
+export function probePolicy(flags: Flags): ProbePolicy {
+  const denied =
+    flags['origin-probe-denied-networks'] === undefined
+      ? [...DEFAULT_DENIED_NETWORKS]
+      : list(flags['origin-probe-denied-networks']);
+  networkList(denied, 'origin-probe-denied-networks');
+  return {
+    enabled: flags['origin-probe'] !== false,
+    namespaceSelector: parseSelector(
+      (flags['origin-probe-namespace-selector'] as string | undefined) ?? '',
+      'origin-probe-namespace-selector',
+    ),
+    deniedNetworks: denied,
+    minIntervalMs: durationMs('origin-probe-min-interval', flags['origin-probe-min-interval'] as string),
+    refreshMs: durationMs('origin-probe-refresh', flags['origin-probe-refresh'] as string),
+  };
+}
+
 export function readOptions(flags: Flags): OperatorOptions {
   const namespace = operatorNamespace(flags.namespace as string | undefined);
   const webhook = bindAddress('webhook-bind-address', flags['webhook-bind-address'] as string);
@@ -195,6 +230,7 @@ export function readOptions(flags: Flags): OperatorOptions {
           },
     health: bindAddress('health-probe-bind-address', flags['health-probe-bind-address'] as string),
     metricsBind: bindAddress('metrics-bind-address', flags['metrics-bind-address'] as string),
+    probe: probePolicy(flags),
   };
 }
 
@@ -202,8 +238,12 @@ export async function runOperatorCommand(argv: string[]): Promise<number> {
   let flags: Flags;
   let options: OperatorOptions;
   try {
-    flags = parseArgs({ args: withEnv(argv, OPTIONS), options: OPTIONS, allowPositionals: false })
-      .values as Flags;
+    flags = parseArgs({
+      args: withEnv(argv, OPTIONS),
+      options: OPTIONS,
+      allowPositionals: false,
+      allowNegative: true,
+    }).values as Flags;
     if (flags.help === true) {
       process.stdout.write(HELP);
       return 0;

@@ -114,7 +114,9 @@ export function sidecarRoleBinding(namespace: string, serviceAccounts: readonly 
 
 /**
  * The operator's cluster-wide rights, each for one reason: read Origins, reports and
- * pods (status aggregation), write only Origin status, keep the sidecar RoleBindings,
+ * pods (status aggregation), read one node or namespace by name (a failing pod's
+ * zone, a namespace's opt-in to the operator's probe; metadata only, no list or
+ * watch), write only Origin status, keep the sidecar RoleBindings,
  * record Events, and keep the webhook's caBundle. `bind` on the sidecar ClusterRole
  * lets it grant that role without holding the report-writing rights itself.
  * Restricted by name, list and watch of the webhook configuration are allowed only
@@ -130,6 +132,7 @@ export function operatorClusterRole(webhookConfiguration = DEFAULT_WEBHOOK_CONFI
       rule(GROUP, ['origins/status'], ['get', 'patch', 'update']),
       rule(GROUP, ['originreports'], ['get', 'list', 'watch']),
       rule('', ['pods'], ['get', 'list', 'watch']),
+      rule('', ['nodes', 'namespaces'], ['get']),
       rule(RBAC, ['rolebindings'], ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']),
       rule(RBAC, ['clusterroles'], ['bind'], [SIDECAR_CLUSTER_ROLE]),
       rule('events.k8s.io', ['events'], ['create', 'patch']),

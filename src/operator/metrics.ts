@@ -71,6 +71,18 @@ export class OperatorMetrics {
     help: 'When the webhook serving certificate in use expires (Unix time).',
     registers: [this.registry],
   });
+  readonly originProbes = new Counter({
+    name: 'originguard_operator_probes_total',
+    help: "Checklists run from the operator's pod, by reason (PodsFailing, Requested) and result (Reachable, Unreachable, NotProbed).",
+    labelNames: ['reason', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly originProbeDuration = new Histogram({
+    name: 'originguard_operator_probe_duration_seconds',
+    help: "Time one probe from the operator's pod took.",
+    buckets: [0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({
     name: 'originguard_operator_leader',
     help: '1 while this replica holds the leader lease and runs the reconcilers, else 0.',

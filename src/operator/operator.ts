@@ -18,6 +18,8 @@ import { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { MANAGED_BY, MANAGED_BY_LABEL, SIDECAR_ROLE_BINDING } from './names.ts';
 import { PodCache } from './pod-cache.ts';
+import { ProbeController } from './probe-controller.ts';
+import { networkList, type ProbePolicy } from './probe-policy.ts';
 import { RbacController } from './rbac-controller.ts';
 import type { Origin, Pod, Report, RoleBinding } from './resources.ts';
 import { StatusController } from './status-controller.ts';
@@ -49,6 +51,8 @@ export interface OperatorOptions {
     | undefined;
   health: { host: string; port: number } | undefined;
   metricsBind: { host: string; port: number } | undefined;
+  /** The checklist run from the operator's own pod (probe-policy.ts). */
+  probe: ProbePolicy;
 }
 
 export class Operator {
@@ -62,8 +66,10 @@ export class Operator {
   readonly bindings: Informer<RoleBinding>;
   private readonly statusController: StatusController;
   private readonly rbacController: RbacController;
+  private readonly probes: ProbeController;
   private statusQueue: WorkQueue | undefined;
   private rbacQueue: WorkQueue | undefined;
+  private probeQueue: WorkQueue | undefined;
   private elector: LeaderElector | undefined;
   private admission: Admission | undefined;
   private readonly servers: FastifyInstance[] = [];
@@ -97,6 +103,16 @@ export class Operator {
       fieldSelector: `metadata.name=${SIDECAR_ROLE_BINDING}`,
     });
     const events = new EventRecorder(client, opts.identity, logger);
+    this.probes = new ProbeController({
+      client,
+      origins: this.origins,
+      policy: opts.probe,
+      denied: networkList(opts.probe.deniedNetworks, 'origin-probe-denied-networks'),
+      identity: opts.identity,
+      logger,
+      metrics,
+      onResult: (key) => this.statusQueue?.add(key),
+    });
     this.statusController = new StatusController({
       client,
       origins: this.origins,
@@ -105,6 +121,10 @@ export class Operator {
       events,
       metrics,
       logger,
+      vantage: (origin, pods, reports) => this.probes.vantage(origin, pods, reports),
+      onComputed: (key, status) => {
+        if (this.probes.wants(key, status)) this.probeQueue?.add(key);
+      },
     });
     // Read at each scrape: exact for each queue, 0 on a replica that does not lead.
     metrics.watchQueueDepth('status', () => this.statusQueue?.depth ?? 0);
@@ -116,6 +136,7 @@ export class Operator {
       rolebindings: () => this.bindings.size,
     });
     metrics.watchPodNamespaces(() => this.pods.namespaces.length);
+    metrics.watchQueueDepth('probe', () => this.probeQueue?.depth ?? 0);
     this.rbacController = new RbacController({
       client,
       origins: this.origins,
@@ -172,6 +193,7 @@ export class Operator {
       if (deleted || !this.pods.synced(ns)) this.pods.follow(this.origins.namespaces());
       this.enqueueStatus(objectKey(o), ns, deleted);
       this.enqueueRbac(ns);
+      if (this.probes.requested(o) !== undefined) this.probeQueue?.add(objectKey(o));
     };
     this.origins.on('add', (o) => originChanged(o));
     // Our own status writes come back as updates too; the rerun finds nothing to write.
@@ -267,12 +289,16 @@ export class Operator {
       if (again !== undefined) this.statusQueue?.add(k, again);
     });
     this.rbacQueue = queue('rbac', 1000, (ns) => this.rbacController.reconcile(ns));
+    // Its interval is the per-Origin rate limit of the probe.
+    this.probeQueue = queue('probe', this.opts.probe.minIntervalMs, (k) => this.probes.run(k));
     this.statusQueue.start();
     this.rbacQueue.start();
+    this.probeQueue.start();
     // Everything once: state may have changed while another replica led, or none did.
     for (const o of this.origins.list()) {
       this.enqueueStatus(objectKey(o), o.metadata.namespace ?? '');
       this.enqueueRbac(o.metadata.namespace ?? '');
+      if (this.probes.requested(o) !== undefined) this.probeQueue.add(objectKey(o));
     }
     for (const b of this.bindings.list()) this.enqueueRbac(b.metadata.namespace ?? '');
   }
@@ -281,11 +307,13 @@ export class Operator {
     if (!this.leading) return;
     this.leading = false;
     this.metrics.leader.set(0);
-    const queues = [this.statusQueue, this.rbacQueue];
+    const queues = [this.statusQueue, this.rbacQueue, this.probeQueue];
     this.statusQueue = undefined;
     this.rbacQueue = undefined;
+    this.probeQueue = undefined;
     await Promise.all(queues.map((q) => q?.stop()));
     this.statusController.reset();
+    this.probes.reset();
   }
 
   private async startServers(): Promise<void> {

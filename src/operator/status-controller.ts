@@ -8,7 +8,7 @@ import { API_VERSION, GROUP, VERSION } from '../api/origin.ts';
 import type { OriginStatus } from '../api/status.ts';
 import { type KubeClient, resourcePath } from '../kube/client.ts';
 import type { Informer } from '../kube/informer.ts';
-import { aggregateStatus, SPEC_APPLY_GRACE_MS } from './aggregate.ts';
+import { aggregateStatus, SPEC_APPLY_GRACE_MS, type Vantage } from './aggregate.ts';
 import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { OPERATOR_FIELD_MANAGER } from './names.ts';
@@ -25,6 +25,10 @@ export interface StatusControllerDeps {
   events: EventRecorder;
   metrics: OperatorMetrics;
   logger: Logger;
+  /** The other vantage points (probe-controller.ts); without: the pods are compared among themselves. */
+  vantage?: (origin: Origin, pods: readonly Pod[], reports: readonly Report[]) => Promise<Vantage>;
+  /** Each status computed, written or not (the probe controller decides whether to probe). */
+  onComputed?: (key: string, status: OriginStatus) => void;
 }
 
 export class StatusController {
@@ -63,13 +67,18 @@ export class StatusController {
     // Until its namespace's pods are listed, every pod would look gone: wait (the sync requeues it).
     if (!pods.synced(namespace)) return undefined;
     const previous = this.previousStatus(key, origin);
+    const podList = pods.list(namespace);
+    const reportList = reports.list(namespace).filter((r) => r.status?.originName === name);
+    const vantage = await this.deps.vantage?.(origin, podList, reportList);
     const next = aggregateStatus({
       origin: origin as Parameters<typeof aggregateStatus>[0]['origin'],
-      pods: pods.list(namespace),
-      reports: reports.list(namespace).filter((r) => r.status?.originName === name),
+      pods: podList,
+      reports: reportList,
       previous,
       now: new Date(),
+      ...(vantage === undefined ? {} : { vantage }),
     });
+    this.deps.onComputed?.(key, next);
     const again = recheckAfter(next);
     metrics.setOriginStatus(key, next);
     if (previous !== undefined && !statusChanged(previous, next)) return again;

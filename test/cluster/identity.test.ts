@@ -301,6 +301,12 @@ describe("the operator's ClusterRole", () => {
     expect((await as('auth', 'can-i', 'patch', 'originreports')).stdout.trim()).toBe('no');
     expect((await as('auth', 'can-i', 'patch', 'origins', '--subresource=status')).stdout.trim()).toBe('yes');
     expect((await as('auth', 'can-i', 'update', 'origins')).stdout.trim()).toBe('no');
+    // One node or namespace by name (a pod's zone, a namespace's opt-in to the probe), never all of them.
+    expect((await as('auth', 'can-i', 'get', 'nodes/node-a')).stdout.trim()).toBe('yes');
+    expect((await as('auth', 'can-i', 'get', `namespaces/${ns()}`)).stdout.trim()).toBe('yes');
+    for (const verb of ['list', 'watch', 'patch'])
+      expect((await as('auth', 'can-i', verb, 'nodes')).stdout.trim(), `${verb} nodes`).toBe('no');
+    expect((await as('auth', 'can-i', 'list', 'namespaces')).stdout.trim()).toBe('no');
     // The webhook configuration is readable by name only: lists need the name as a field selector.
     expect((await as('get', 'mutatingwebhookconfigurations')).stderr).toContain('forbidden');
     expect(

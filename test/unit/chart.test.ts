@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { RUNBOOK_BASE, ruleGroups } from '../../hack/alerts.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { DEFAULT_SIDECAR_TEMPLATE } from '../../src/operator/injection.ts';
+import { DEFAULT_DENIED_NETWORKS } from '../../src/operator/probe-policy.ts';
 
 const repo = new URL('../../', import.meta.url);
 const chart = new URL('charts/originguard/', repo);
@@ -45,6 +46,19 @@ describe('charts/originguard', () => {
     const { image, ...sidecar } = values.sidecar;
     expect(image).toBe('');
     expect(sidecar).toEqual(defaults);
+  });
+
+  it("defaults the operator's probe as the operator does: on, every namespace, loopback and link-local denied", () => {
+    const values = parseYaml(read(new URL('values.yaml', chart))) as {
+      operator: { originProbe: Record<string, unknown> };
+    };
+    expect(values.operator.originProbe).toEqual({
+      enabled: true,
+      namespaceSelector: '',
+      minInterval: '30s',
+      refresh: '5m',
+      deniedNetworks: [...DEFAULT_DENIED_NETWORKS],
+    });
   });
 
   it('has a values schema that parses and closes the top level', () => {

@@ -85,6 +85,7 @@ describe('operator RBAC', () => {
       'edge.originguard.dev/origins/status: get,patch,update',
       'edge.originguard.dev/originreports: get,list,watch',
       'core/pods: get,list,watch',
+      'core/nodes,namespaces: get',
       'rbac.authorization.k8s.io/rolebindings: get,list,watch,create,update,patch,delete',
       `rbac.authorization.k8s.io/clusterroles: bind [${SIDECAR_CLUSTER_ROLE}]`,
       'events.k8s.io/events: create,patch',
