@@ -7,13 +7,22 @@ import { UsageError } from './errors.ts';
 /** `--admin-port` → `ORIGINGUARD_ADMIN_PORT`. */
 export const envName = (flag: string) => `ORIGINGUARD_${flag.toUpperCase().replaceAll('-', '_')}`;
 
+/** The arguments an ORIGINGUARD_* boolean stands for; --no-<flag> turns off one that is on by default. */
+function booleanArgs(name: string, value: string, option: { default?: unknown }): string[] {
+  if (!['true', 'false'].includes(value)) {
+    throw new UsageError(`${envName(name)}: must be true or false, got "${value}"`);
+  }
+  if (value === 'true') return [`--${name}`];
+  return option.default === true ? [`--no-${name}`] : [];
+}
+
 /**
  * Appends `--flag value` for every ORIGINGUARD_* variable whose flag is not on
  * the command line. Repeatable flags take a comma-separated list.
  */
 export function withEnv(
   argv: readonly string[],
-  options: Readonly<Record<string, { type: string; multiple?: boolean }>>,
+  options: Readonly<Record<string, { type: string; multiple?: boolean; default?: unknown }>>,
   env: NodeJS.ProcessEnv = process.env,
 ): string[] {
   const out = [...argv];
@@ -21,16 +30,8 @@ export function withEnv(
     const value = env[envName(name)];
     if (value === undefined || value === '') continue;
     if (argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `--no-${name}`)) continue;
-    if (option.type === 'boolean') {
-      if (!['true', 'false'].includes(value)) {
-        throw new UsageError(`${envName(name)}: must be true or false, got "${value}"`);
-      }
-      if (value === 'true') out.push(`--${name}`);
-      // A flag on by default is turned off with --no-<flag> (parseArgs allowNegative).
-      else if ((option as { default?: unknown }).default === true) out.push(`--no-${name}`);
-      continue;
-    }
-    for (const v of option.multiple === true ? value.split(',') : [value]) out.push(`--${name}`, v);
+    if (option.type === 'boolean') out.push(...booleanArgs(name, value, option));
+    else for (const v of option.multiple === true ? value.split(',') : [value]) out.push(`--${name}`, v);
   }
   return out;
 }
