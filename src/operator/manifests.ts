@@ -196,6 +196,8 @@ export function operatorBindings(
 /** Extras the API server puts in the user info of a pod-bound service-account token. */
 export const POD_NAME_EXTRA = 'authentication.kubernetes.io/pod-name';
 export const POD_UID_EXTRA = 'authentication.kubernetes.io/pod-uid';
+/** Added when the pod is scheduled (Kubernetes 1.30+, ServiceAccountTokenPodNodeInfo). */
+export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name';
 
 // CEL, in the style of the upstream DRA e2e driver's plugin-permissions.yaml. Extras
 // are lists; a token bound to no pod has none. DELETE has only oldObject.
@@ -203,6 +205,7 @@ const CEL_VARIABLES = [
   { name: 'podName', expression: `request.userInfo.extra[?'${POD_NAME_EXTRA}'][0].orValue('')` },
   { name: 'podUID', expression: `request.userInfo.extra[?'${POD_UID_EXTRA}'][0].orValue('')` },
   { name: 'podBound', expression: "variables.podName != '' && variables.podUID != ''" },
+  { name: 'tokenNode', expression: `request.userInfo.extra[?'${NODE_NAME_EXTRA}'][0].orValue('')` },
   { name: 'report', expression: "request.operation == 'DELETE' ? oldObject : object" },
   {
     name: 'expectedName',
@@ -246,6 +249,13 @@ const VALIDATIONS = [
     expression:
       '!variables.podBound || (size(variables.podOwners) > 0 && variables.podOwners.all(r, r.uid == variables.podUID))',
     messageExpression: `"metadata.ownerReferences must name the token's pod " + ${TOKEN_POD} + " and no other Pod, so that the report is deleted with it; got Pod owners [" + variables.podOwners.map(r, r.name + " (uid " + r.uid + ")").join(", ") + "]"`,
+    reason: 'Forbidden',
+  },
+  {
+    // Failures are grouped by node: a report may not claim another node than its token's.
+    expression:
+      "!variables.podBound || request.operation == 'DELETE' || variables.tokenNode == '' || !has(object.status.nodeName) || object.status.nodeName == variables.tokenNode",
+    messageExpression: `"status.nodeName must be the node of the token's pod, " + variables.tokenNode + ", got " + object.status.nodeName`,
     reason: 'Forbidden',
   },
   {

@@ -36,14 +36,15 @@ interface Pod {
   uid: string;
 }
 
-/** Creates a pod running as the default ServiceAccount and returns its name and UID. */
-async function createPod(namespace: string, name: string): Promise<Pod> {
+/** Creates a pod running as the default ServiceAccount (on `nodeName` if given) and returns its name and UID. */
+async function createPod(namespace: string, name: string, nodeName?: string): Promise<Pod> {
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace, labels: { app: 'shop-edge' } },
     spec: {
       serviceAccountName: 'default',
+      ...(nodeName === undefined ? {} : { nodeName }),
       containers: [{ name: 'app', image: 'registry.k8s.io/pause:3.10' }],
     },
   };
@@ -138,6 +139,31 @@ describe("a sidecar's pod-bound token", () => {
     );
     const gone = await kubectl(['get', 'originreport', reportName('shop', b.name)], { namespace: ns() });
     expect(gone.stderr).toContain('NotFound');
+  });
+
+  it("names its pod's node in its report, and is refused another node (the token carries the node)", async () => {
+    await apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'identity-node-a' } }));
+    const a = await createPod(ns(), 'shop-edge-on-a', 'identity-node-a');
+    const token = await requestPodToken({
+      namespace: ns(),
+      serviceAccount: 'default',
+      podName: a.name,
+      podUid: a.uid,
+    });
+    await bindSidecarRole(ns(), token);
+    const on = (nodeName: string) => {
+      const r = reportOf(ns(), a);
+      r.status.nodeName = nodeName;
+      return r;
+    };
+    await waitForPolicy(on('identity-node-b'), token);
+    const lie = await sidecarApply(on('identity-node-b'), token);
+    expect(lie.code).not.toBe(0);
+    expect(lie.stderr).toContain(
+      "status.nodeName must be the node of the token's pod, identity-node-a, got identity-node-b",
+    );
+    const truth = await sidecarApply(on('identity-node-a'), token);
+    expect(truth.stderr).toBe('');
   });
 
   it('is refused a report about its pod that another pod owns', async () => {
