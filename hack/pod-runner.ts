@@ -11,7 +11,7 @@
 // admin port can be moved (`adminPort`) and binds default to loopback.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeClient } from '../src/kube/client.ts';
@@ -57,6 +57,12 @@ export interface PodRunnerOptions {
   commands?: Record<string, string[]>;
   /** Each JSON log line the container writes on stdout. */
   onLog?: (line: Record<string, unknown>) => void;
+  /**
+   * Run the process as this user and group, as the kubelet runs a container with
+   * securityContext.runAsUser/runAsGroup (needs root). The volumes stay readable
+   * to it, as the kubelet's are.
+   */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface PodContainer {
@@ -106,6 +112,8 @@ export async function runPodContainer(
     if (ownClient) await client.close();
   };
   const dir = await mkdtemp(join(tmpdir(), `originguard-pod-${pod.metadata.name}-`));
+  // mkdtemp makes it 0700: another user (runAs) could not reach the volumes inside.
+  if (opts.runAs !== undefined) await chmod(dir, 0o755);
   let volumes: MaterializedVolumes | undefined;
   try {
     const mounts = container.volumeMounts ?? [];
@@ -231,7 +239,7 @@ interface Prepared {
 function start(prepared: Prepared, opts: PodRunnerOptions): PodContainer {
   const { pod, argv, env, dir, volumes, client } = prepared;
   const [program = '', ...args] = argv;
-  const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...opts.runAs });
   running.add(child);
   const logs: Record<string, unknown>[] = [];
   const raw: string[] = [];

@@ -265,6 +265,14 @@ export const ORIGIN_PRINTER_COLUMNS: PrinterColumn[] = [
     description: 'Selected pods running without the sidecar; restart the workload to inject them.',
     priority: 1,
   },
+  {
+    name: 'Scope',
+    type: 'string',
+    jsonPath: '.status.triangulation.scope',
+    description:
+      "Where the failure is, comparing pods, nodes, zones and the operator's probe: Origin, PodPath, Nodes, Zones, SomePods, AllPods, or None.",
+    priority: 1,
+  },
   { name: 'Hint', type: 'string', jsonPath: '.status.hint', description: 'What to check.', priority: 1 },
 ];
 

@@ -54,6 +54,10 @@ Options:
   --response-timeout <d>     Request sent to first response byte (default: the Origin's, else 60s)
   --path <path>              Path requested (default: the URL's, else /)
   --host-header <host>       Host header sent (default: what the sidecar sends)
+  --from-operator            origin/NAME in a cluster: have the operator run the checklist from its own
+                             pod, and show its result and where the failure is (pods, nodes, zones);
+                             needs patch on origins (docs/diagnose.md)
+  --wait <d>                 --from-operator: how long to wait for the operator's answer (default 2m)
   -o, --output <format>      text (default), json or yaml (schema: docs/diagnose.md)
   -h, --help                 Show this help
 
@@ -76,6 +80,8 @@ const OPTIONS = {
   'response-timeout': { type: 'string' },
   path: { type: 'string' },
   'host-header': { type: 'string' },
+  'from-operator': { type: 'boolean' },
+  wait: { type: 'string' },
   output: { type: 'string', short: 'o', default: 'text' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -268,6 +274,8 @@ export async function runDiagnoseCommand(argv: string[], prog = 'originguard'): 
     if (!['text', 'json', 'yaml'].includes(flags.output))
       throw new UsageError(`-o: must be text, json or yaml, got "${flags.output}"`);
     const input = positionals[0] as string;
+    if (flags['from-operator'] === true) return await fromOperator(parseTarget(input), flags);
+    if (flags.wait !== undefined) throw new UsageError('--wait applies to --from-operator');
     const { plan, vantage } = await planOf(parseTarget(input), input, flags);
     if (flags.output === 'text') return await runText(plan, vantage);
     const d = await diagnose(plan, { vantage });
@@ -275,6 +283,55 @@ export async function runDiagnoseCommand(argv: string[], prog = 'originguard'): 
     return exitCodeOf(d);
   } catch (err) {
     return failed(err, prog);
+  }
+}
+
+const CHECKLIST_FLAGS = [
+  'config',
+  'dns-server',
+  'tls',
+  'ca-file',
+  'server-name',
+  'insecure',
+  'connect-timeout',
+  'response-timeout',
+  'path',
+  'host-header',
+] as const;
+
+/** --from-operator: the operator runs the checklist, this machine only asks and shows. */
+async function fromOperator(target: ParsedTarget, flags: Flags): Promise<number> {
+  if (target.kind !== 'origin')
+    throw new UsageError('--from-operator diagnoses origin/NAME from the cluster');
+  const local = CHECKLIST_FLAGS.filter((f) => flags[f] !== undefined);
+  if (local.length > 0)
+    throw new UsageError(
+      `--from-operator runs the Origin as declared: drop ${local.map((f) => `--${f}`).join(', ')}`,
+    );
+  const timeoutMs = flags.wait === undefined ? 120_000 : durationMs('wait', flags.wait);
+  const { askOperator, exitCodeOfAnswer, renderOperatorAnswer } = await import('./from-operator.ts');
+  const { openCluster } = await import('./cluster.ts');
+  const session = await openCluster({
+    kubeconfig: flags.kubeconfig,
+    context: flags.context,
+    namespace: flags.namespace,
+  });
+  try {
+    const text = flags.output === 'text';
+    const progress = text ? new Progress() : undefined;
+    const answer = await askOperator(session, target.name, timeoutMs, (line) => progress?.set(line));
+    progress?.stop();
+    if (text)
+      process.stdout.write(
+        `${renderOperatorAnswer(answer, Date.now(), styleFor(process.stdout)).join('\n')}\n`,
+      );
+    else
+      process.stdout.write(
+        flags.output === 'json' ? `${JSON.stringify(answer, null, 2)}\n` : stringify(answer),
+      );
+    return exitCodeOfAnswer(answer);
+  } finally {
+    await session.client.close();
   }
 }
 

@@ -97,15 +97,19 @@ const CAUSE_EXITS: Readonly<Record<string, number>> = {
   http_response_incomplete: EXIT.response,
 };
 
+/** The exit code of a cause: its class; `afterRequest` tells a reset mid-request (536) from one while connecting. */
+export function exitCodeOfCause(cause: string | null, afterRequest: boolean): number {
+  if (cause === null) return EXIT.inconclusive;
+  if (cause === 'connection_terminated') return afterRequest ? EXIT.response : EXIT.reset;
+  return CAUSE_EXITS[cause] ?? EXIT.error;
+}
+
 /** The exit code a Diagnosis gives: 0 reachable, else its cause's class, 87 when it cannot be told. */
 export function exitCodeOf(d: Diagnosis): number {
   if (d.reachable) return EXIT.reachable;
-  const cause = d.verdict.cause;
-  if (cause === null) return EXIT.inconclusive;
-  if (cause === 'connection_terminated') {
-    const after =
-      d.verdict.failedIn === 'request' || d.verdict.failedIn === 'response' || d.verdict.statusCode === 536;
-    return after ? EXIT.response : EXIT.reset;
-  }
-  return CAUSE_EXITS[cause] ?? EXIT.error;
+  const v = d.verdict;
+  return exitCodeOfCause(
+    v.cause,
+    v.failedIn === 'request' || v.failedIn === 'response' || v.statusCode === 536,
+  );
 }

@@ -101,6 +101,7 @@ function summaryLines(origin: OriginObject, view: SidecarView, now: number, styl
     const where = lf.address === undefined ? '' : ` ${lf.address}`;
     out.push(`  Last failure: pod ${lf.pod}: ${lf.statusCode} ${lf.cause}${where}, ${age(lf.time, now)} ago`);
   }
+  out.push(...vantageLines(st, now, style));
   const ni = st?.notInjected;
   if (ni !== undefined && ni.count > 0) {
     out.push(`  Not injected: ${ni.count} pod(s) (${ni.samplePods.join(', ')}): ${ni.hint}`);
@@ -115,18 +116,50 @@ function summaryLines(origin: OriginObject, view: SidecarView, now: number, styl
   return out;
 }
 
+/** Where the failure is (triangulation) and what the operator saw from its own pod. */
+export function vantageLines(st: OriginStatus | undefined, now: number, style: Style): string[] {
+  const out: string[] = [];
+  const t = st?.triangulation;
+  if (t !== undefined && t.scope !== 'None') {
+    out.push(`  Scope: ${style.bold(t.scope)}: ${t.summary}`);
+    for (const r of t.reasoning) out.push(style.dim(`    - ${r}`));
+  }
+  const p = st?.operatorProbe;
+  if (p !== undefined) {
+    const colour =
+      p.result === 'Reachable' ? style.green : p.result === 'Unreachable' ? style.red : style.yellow;
+    const cause = p.cause === undefined ? '' : ` ${p.cause}`;
+    out.push(
+      `  Operator probe: ${colour(`${p.result}${cause}`)} from ${p.from}, ${age(p.time, now)} ago (${p.reason}): ${p.summary}`,
+    );
+    for (const step of p.steps) out.push(style.dim(`    ${step}`));
+  }
+  return out;
+}
+
 function podTable(view: SidecarView, reports: readonly OriginReport[], now: number): string[] {
   const rows = [
-    ['POD', 'HEALTH', 'CAUSE', 'SINCE', 'FAILURES', 'LAST FAILURE'],
+    ['POD', 'NODE', 'HEALTH', 'BY', 'CAUSE', 'SINCE', 'FAILURES', 'LAST FAILURE'],
     ...view.pods.map((p) => {
-      const last = reports.find((r) => r.status.podName === p.pod)?.status.lastFailure;
+      const report = reports.find((r) => r.status.podName === p.pod)?.status;
+      const last = report?.lastFailure;
       const lastText =
         last === undefined
           ? '-'
           : [String(last.statusCode), last.address, `${age(last.time, now)} ago`]
               .filter((x) => x !== undefined)
               .join(' ');
-      return [p.pod, p.health, p.cause ?? '-', age(p.since, now), String(p.failures), lastText];
+      const by = report?.source === undefined ? '-' : report.source.toLowerCase();
+      return [
+        p.pod,
+        report?.nodeName ?? '-',
+        p.health,
+        by,
+        p.cause ?? '-',
+        age(p.since, now),
+        String(p.failures),
+        lastText,
+      ];
     }),
   ];
   return table(rows).map((l) => `  ${l}`);

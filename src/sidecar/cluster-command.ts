@@ -52,6 +52,7 @@ export async function runClusterSidecar(settings: SidecarSettings, logger: Logge
       limits: settings.limits,
       maxBodyBytes: settings.maxBodyBytes,
       requestBufferMemory: settings.requestBufferMemory,
+      ...(settings.listenAddress === undefined ? {} : { listenAddress: settings.listenAddress }),
       admin: { port: settings.adminPort, address: settings.adminAddress },
       reportDebounceMs: settings.reportDebounceMs,
       reportHeartbeatMs: settings.reportHeartbeatMs,

@@ -34,6 +34,8 @@ Options (each also settable as ORIGINGUARD_<NAME>, e.g. ORIGINGUARD_ADMIN_PORT):
                                report write (default ${D.reportDebounce})
   --report-heartbeat <d>       Cluster: report rewrite interval while the origin is
                                unreachable (default ${D.reportHeartbeat})
+  --listen-address <ip>        Bind every Origin's listener on this address instead of
+                               its spec.listen.address (e.g. only the pod's own IP)
   --admin-port <port>          Port for /healthz, /readyz, /metrics, /status (default ${D.adminPort})
   --admin-address <ip>         Address of the admin port (default ${D.adminAddress})
   --dns-server <ip[:port]>     DNS server to use instead of /etc/resolv.conf's (repeatable)
@@ -54,6 +56,7 @@ const OPTIONS = {
   config: { type: 'string' },
   cluster: { type: 'boolean' },
   'pod-labels-file': { type: 'string' },
+  'listen-address': { type: 'string' },
   'report-debounce': { type: 'string', default: D.reportDebounce },
   'report-heartbeat': { type: 'string', default: D.reportHeartbeat },
   'admin-port': { type: 'string', default: String(D.adminPort) },
@@ -124,6 +127,7 @@ async function runStandalone(configPath: string, settings: SidecarSettings, logg
     limits: settings.limits,
     maxBodyBytes: settings.maxBodyBytes,
     requestBufferMemory: settings.requestBufferMemory,
+    listenAddress: settings.listenAddress,
   });
   let configErrors: string[] = [];
   const admin = createAdminServer(

@@ -1,7 +1,9 @@
 // The sidecar's settings and their defaults, one place for both modes: the
 // command's flags (standalone and --cluster) and the programmatic entries
 // (startClusterSidecar, the tests and benches that run sidecars in-process).
+import { isIP } from 'node:net';
 import { parseDuration } from '../api/duration.ts';
+import { UsageError } from '../errors.ts';
 import { durationMs, portNumber, positiveInt } from '../flags.ts';
 import type { ClientLimits } from './listener.ts';
 
@@ -32,6 +34,7 @@ export const DEFAULT_LIMITS: ClientLimits = {
 /** The command's flags as parsed (strings), before validation. */
 export interface SidecarFlags {
   readonly 'pod-labels-file'?: string | undefined;
+  readonly 'listen-address'?: string | undefined;
   readonly 'report-debounce': string;
   readonly 'report-heartbeat': string;
   readonly 'admin-port': string;
@@ -47,6 +50,8 @@ export interface SidecarFlags {
 
 export interface SidecarSettings {
   readonly podLabelsFile: string | undefined;
+  /** Binds every Origin's listener on this address instead of its spec.listen.address. */
+  readonly listenAddress: string | undefined;
   readonly reportDebounceMs: number;
   readonly reportHeartbeatMs: number;
   readonly adminPort: number;
@@ -60,8 +65,14 @@ export interface SidecarSettings {
 
 /** Validates the flags; throws UsageError naming the flag. */
 export function readSettings(flags: SidecarFlags): SidecarSettings {
+  const listen = flags['listen-address'];
+  if (listen !== undefined && isIP(listen) === 0)
+    throw new UsageError(
+      `--listen-address: must be an IP address such as 0.0.0.0, :: or 10.1.2.3, got "${listen}"`,
+    );
   return {
     podLabelsFile: flags['pod-labels-file'],
+    listenAddress: listen,
     reportDebounceMs: durationMs('report-debounce', flags['report-debounce']),
     reportHeartbeatMs: durationMs('report-heartbeat', flags['report-heartbeat']),
     adminPort: portNumber('admin-port', flags['admin-port']),

@@ -188,7 +188,7 @@ describe('kubectl originguard', () => {
     expect(r.stdout).toContain(`Origin ${ns}/shop → 127.0.0.1:${port}`);
     expect(r.stdout).toContain('Reachable: False   Cause: connection_refused   Pods reachable: 0/2');
     expect(r.stdout).toContain('Hint: Nothing accepts connections on the origin port');
-    expect(r.stdout).toMatch(/POD +HEALTH +CAUSE +SINCE +FAILURES +LAST FAILURE/);
+    expect(r.stdout).toMatch(/POD +NODE +HEALTH +BY +CAUSE +SINCE +FAILURES +LAST FAILURE/);
     expect(r.stdout).toMatch(
       new RegExp(`edge-a +Unreachable +connection_refused +\\d+s +7 +531 127\\.0\\.0\\.1:${port} \\d+s ago`),
     );

@@ -144,6 +144,7 @@ describe('generated CRDs', () => {
       'Ready',
       'Failing',
       'Uninjected',
+      'Scope',
       'Hint',
     ]);
   });
