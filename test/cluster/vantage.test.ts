@@ -8,6 +8,9 @@
 // The disagreement between vantage points is a real network rule: an nft rule
 // drops the packets that the sidecars' user (the injected runAsUser) sends to the
 // origin's port, while the operator (root) reaches it.
+import { execFile } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../../hack/control-plane.ts';
 import { ensureNamespace, installLocally, type LocalInstall } from '../../hack/local-install.ts';
@@ -15,12 +18,15 @@ import { type Pod, type PodContainer, runPodContainer } from '../../hack/pod-run
 import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import type { OriginReport } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
+import { EXIT } from '../../src/diagnose/diagnosis.ts';
+import type { OperatorAnswer } from '../../src/diagnose/from-operator.ts';
 import { dropFromUser, nftAvailable } from '../support/nft-drop.ts';
 import { closedPort, type HttpOriginHandle, startHttpOrigin } from '../support/origins.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import { type KubectlOptions, kubectlJson, kubectlOk, waitFor } from './fixtures.ts';
 
 const NS = 'vantage';
+const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 /** The injected sidecar's runAsUser; a second user stands for pods the rule does not touch. */
 const SIDECAR_UID = 65532;
 const OTHER_UID = 65533;
@@ -114,6 +120,34 @@ async function wideRow(name: string): Promise<Record<string, string>> {
   const [header = '', row = ''] = out.trimEnd().split('\n');
   const starts = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
   return Object.fromEntries(starts.map((c, i) => [c.name, row.slice(c.at, starts[i + 1]?.at).trim()]));
+}
+
+/** `originguard diagnose origin/NAME --from-operator -o json`, as a user runs it. */
+function fromOperator(
+  name: string,
+): Promise<{ code: number; answer: OperatorAnswer | undefined; stderr: string }> {
+  const args = [
+    CLI,
+    'diagnose',
+    `origin/${name}`,
+    '--from-operator',
+    '-n',
+    NS,
+    '--kubeconfig',
+    cp.kubeconfig,
+    '-o',
+    'json',
+  ];
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({
+        code,
+        answer: stdout.trim() === '' ? undefined : (JSON.parse(stdout) as OperatorAnswer),
+        stderr,
+      });
+    });
+  });
 }
 
 const reports = (app: string) =>
@@ -227,6 +261,61 @@ describe('active checks, the operator vantage point and triangulation, end to en
     },
   );
   if (!nft.ok) console.warn(`[vantage] skipped the vantage-disagreement test: ${nft.reason}`);
+
+  it('answers diagnose --from-operator by connecting to the declared upstream only: a Host header and a redirect lead nowhere else', async () => {
+    // A trap on another loopback address, named by the Host header and the redirect: nothing may connect to it.
+    let trapped = 0;
+    const trap = net.createServer((s) => {
+      trapped++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => trap.listen(0, '127.0.0.3', resolve));
+    const trapAddress = `127.0.0.3:${(trap.address() as net.AddressInfo).port}`;
+    const seen: { host: string; agent: string }[] = [];
+    const redirector = http.createServer((req, res) => {
+      seen.push({ host: req.headers.host ?? '', agent: req.headers['user-agent'] ?? '' });
+      res.writeHead(302, { location: `http://${trapAddress}/` });
+      res.end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    try {
+      const trick = origin('trick', (redirector.address() as net.AddressInfo).port);
+      Object.assign(trick.spec.upstream, { hostHeader: trapAddress });
+      Object.assign(trick.spec.healthCheck, { path: '/admin' });
+      await apply(trick);
+      const { code, answer, stderr } = await fromOperator('trick');
+      expect(stderr).toBe('');
+      expect(code).toBe(EXIT.reachable);
+      expect(answer?.probe).toMatchObject({ reason: 'Requested', result: 'Reachable' });
+      expect(seen).toEqual([
+        { host: trapAddress, agent: expect.stringMatching(/^originguard-operator-probe\//) },
+      ]);
+      expect(trapped).toBe(0);
+
+      // A link-local upstream (a cloud's metadata service) is never probed from the operator.
+      await apply(origin('metadata', 80));
+      await kubectlOk(
+        [
+          'patch',
+          'origin',
+          'metadata',
+          '--type=merge',
+          '-p',
+          JSON.stringify({ spec: { upstream: { host: '169.254.169.254' } } }),
+        ],
+        opts(),
+      );
+      const refused = await fromOperator('metadata');
+      expect(refused.code).toBe(EXIT.inconclusive);
+      expect(refused.answer?.probe).toMatchObject({ result: 'NotProbed', steps: [] });
+      expect(refused.answer?.probe.summary).toContain(
+        '169.254.169.254:80 (in a network the operator does not probe',
+      );
+    } finally {
+      await new Promise((resolve) => redirector.close(resolve));
+      await new Promise((resolve) => trap.close(resolve));
+    }
+  });
 
   it.skipIf(!nft.ok)('names the node when only the pods on it fail, all of them', async () => {
     const up = await startHttpOrigin();
