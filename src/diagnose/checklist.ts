@@ -8,7 +8,7 @@
 import { interleaveFamilies } from '../upstream/address-book.ts';
 import { withExtraAddresses } from '../upstream/connector.ts';
 import { literalAddresses, type ResolvedAddress, type Resolver } from '../upstream/resolver.ts';
-import { probeTcp, probeTls } from './connect.ts';
+import { type Probed, probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
 import { probeHttp } from './http.ts';
 import { hostPort, type Plan, type TargetPlan } from './plan.ts';
@@ -55,7 +55,11 @@ export async function runChecklist(
       events.onStep?.(s);
     }
   };
-  let carrier: { target: TargetPlan; index: number; address: ResolvedAddress } | undefined;
+  let carrier:
+    | { target: TargetPlan; index: number; address: ResolvedAddress; socket?: net.Socket }
+    | undefined;
+  // The connection that would carry traffic carries the request too: one connection, not two.
+  const http = options.http !== false;
   for (const [index, target] of plan.targets.entries()) {
     if (literalAddresses(target.host) === undefined) events.onPhase?.('dns', index, target.host);
     const resolution = await resolveTarget(
@@ -73,21 +77,44 @@ export async function runChecklist(
     });
     if (addresses.length === 0) continue;
     events.onPhase?.('tcp', index, `${addresses.length} address(es), port ${target.port}`);
-    const tcp = await Promise.all(addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs)));
-    emit(tcp);
-    let connected = addresses.filter((_, i) => tcp[i]?.ok === true);
+    const keep = http && carrier === undefined;
+    const plain = keep && target.tls === undefined;
+    const tcp = await Promise.all(
+      addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs, plain)),
+    );
+    emit(tcp.map((p) => p.step));
+    let connected = addresses.map((a, i) => ({ a, p: tcp[i] as Probed })).filter((x) => x.p.step.ok);
     if (target.tls !== undefined && connected.length > 0) {
       events.onPhase?.('tls', index, `${connected.length} address(es)`);
-      const tls = await Promise.all(connected.map((a) => probeTls(target, index, a, plan.connectTimeoutMs)));
-      emit(tls);
-      connected = connected.filter((_, i) => tls[i]?.ok === true);
+      const tls = await Promise.all(
+        connected.map((x) => probeTls(target, index, x.a, plan.connectTimeoutMs, keep)),
+      );
+      emit(tls.map((p) => p.step));
+      connected = connected.map((x, i) => ({ a: x.a, p: tls[i] as Probed })).filter((x) => x.p.step.ok);
     }
-    const first = connected[0];
-    if (carrier === undefined && first !== undefined) carrier = { target, index, address: first };
+    const [first, ...others] = connected;
+    for (const o of others) o.p.socket?.destroy();
+    if (carrier === undefined && first !== undefined)
+      carrier = {
+        target,
+        index,
+        address: first.a,
+        ...(first.p.socket === undefined ? {} : { socket: first.p.socket }),
+      };
+    else first?.p.socket?.destroy();
   }
-  if (carrier !== undefined && options.http !== false) {
+  if (carrier !== undefined && http) {
     events.onPhase?.('http', carrier.index, `GET ${plan.path}`);
-    emit([await probeHttp(plan, carrier.target, carrier.index, carrier.address, options.userAgent)]);
+    emit([
+      await probeHttp(
+        plan,
+        carrier.target,
+        carrier.index,
+        carrier.address,
+        options.userAgent,
+        carrier.socket,
+      ),
+    ]);
   }
   return steps;
 }

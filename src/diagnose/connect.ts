@@ -4,6 +4,7 @@
 // not reject a bad certificate itself: it completes the handshake to read the
 // chain, then applies the verdict OpenSSL and the name check gave, as the
 // sidecar would have (or only reports it under --insecure / insecureSkipVerify).
+import type net from 'node:net';
 import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Phase } from '../api/causes.ts';
 import { classifyError } from '../upstream/classify.ts';
@@ -62,13 +63,26 @@ export function failedStep(
   };
 }
 
-/** Step 2: one TCP connection to one address, closed at once. */
+/** A step, and the connection it made when the caller keeps it (to send the HTTP request over). */
+export interface Probed {
+  readonly step: Step;
+  readonly socket?: net.Socket;
+}
+
+/** A kept connection must not crash the process if the origin resets it while it waits. */
+function kept(socket: net.Socket): net.Socket {
+  socket.on('error', () => socket.destroy());
+  return socket;
+}
+
+/** Step 2: one TCP connection to one address, closed at once unless `keep`. */
 export async function probeTcp(
   target: TargetPlan,
   index: number,
   address: ResolvedAddress,
   timeoutMs: number,
-): Promise<Step> {
+  keep = false,
+): Promise<Probed> {
   const started = performance.now();
   const base = { phase: 'tcp' as const, target: index, address: hostPort(address.address, target.port) };
   try {
@@ -77,11 +91,20 @@ export async function probeTcp(
       { host: target.host, port: target.port, extraAddresses: [] },
       timeoutMs,
     );
-    socket.destroy();
+    if (!keep) socket.destroy();
     const elapsedMs = performance.now() - started;
-    return { ...base, elapsedMs, ok: true, cause: null, failedIn: null, code: null, detail: 'connected' };
+    const step: Step = {
+      ...base,
+      elapsedMs,
+      ok: true,
+      cause: null,
+      failedIn: null,
+      code: null,
+      detail: 'connected',
+    };
+    return keep ? { step, socket: kept(socket) } : { step };
   } catch (err) {
-    return failedStep(err, 'connect', { ...base, elapsedMs: performance.now() - started });
+    return { step: failedStep(err, 'connect', { ...base, elapsedMs: performance.now() - started }) };
   }
 }
 
@@ -167,13 +190,18 @@ function describeTls(d: TlsDetail): string {
   return parts.join('; ');
 }
 
-/** Step 3: a TLS handshake with one address, as the sidecar makes it; the chain is read even when it fails verification. */
+/**
+ * Step 3: a TLS handshake with one address, as the sidecar makes it; the chain is
+ * read even when it fails verification. With `keep`, a connection that would carry
+ * traffic (verified, or verification not enforced) is kept open.
+ */
 export async function probeTls(
   target: TargetPlan,
   index: number,
   address: ResolvedAddress,
   timeoutMs: number,
-): Promise<Step> {
+  keep = false,
+): Promise<Probed> {
   const plan = target.tls as NonNullable<TargetPlan['tls']>;
   const started = performance.now();
   const base = { phase: 'tls' as const, target: index, address: hostPort(address.address, target.port) };
@@ -194,15 +222,15 @@ export async function probeTls(
       timeoutMs,
     )) as TLSSocket;
   } catch (err) {
-    return failedStep(err, 'tls', { ...base, elapsedMs: performance.now() - started });
+    return { step: failedStep(err, 'tls', { ...base, elapsedMs: performance.now() - started }) };
   }
   const elapsedMs = performance.now() - started;
   const detail = tlsDetail(socket, target, address);
   const authError = socket.authorizationError as unknown as string | null | undefined;
-  socket.destroy();
   const verified = detail.chainVerified && detail.nameMatches;
   if (verified || plan.insecure) {
-    return {
+    if (!keep) socket.destroy();
+    const step: Step = {
       ...base,
       elapsedMs,
       ok: true,
@@ -212,17 +240,21 @@ export async function probeTls(
       detail: describeTls(detail),
       tls: detail,
     };
+    return keep ? { step, socket: kept(socket) } : { step };
   }
+  socket.destroy();
   const code = authError || 'ERR_TLS_CERT_ALTNAME_INVALID';
   const c = classifyError({ name: 'Error', message: code, code }, 'tls');
   return {
-    ...base,
-    elapsedMs,
-    ok: false,
-    cause: c.cause,
-    failedIn: 'tls',
-    code,
-    detail: describeTls(detail),
-    tls: detail,
+    step: {
+      ...base,
+      elapsedMs,
+      ok: false,
+      cause: c.cause,
+      failedIn: 'tls',
+      code,
+      detail: describeTls(detail),
+      tls: detail,
+    },
   };
 }

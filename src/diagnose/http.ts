@@ -1,8 +1,10 @@
 // Checklist step 4, HTTP: one GET over a connection made as the sidecar makes it
-// (connectAddress, certificate verification as configured), with the Host the
+// (the one the TCP or TLS step kept, else connectAddress, certificate
+// verification as configured), with the Host the
 // sidecar would send and the sidecar's exact response timeout: no response head
 // within it is http_response_timeout, a 536. Failures are classified by the
 // phase they happen in, as the proxy classifies them.
+import type net from 'node:net';
 import type { Dispatcher } from 'undici';
 import Client from 'undici/lib/dispatcher/client.js';
 import type { Phase } from '../api/causes.ts';
@@ -100,17 +102,38 @@ class ProbeHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-/** Step 4: the request, over a new connection to `address` of `target`. */
+const isClosed = (err: Error | undefined): boolean => {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+};
+
+/** Step 4: the request, over the connection kept by the TCP or TLS step, else a new one to `address` of `target`. */
 export async function probeHttp(
   plan: Plan,
   target: TargetPlan,
   index: number,
   address: ResolvedAddress,
   userAgent = `originguard-diagnose/${PRODUCT_VERSION}`,
+  opened?: net.Socket,
 ): Promise<Step> {
   const tls = target.tls;
+  let socket = opened;
   const client = new Client('http://upstream.originguard.invalid', {
     connect: (_opts, callback) => {
+      // The connection the TCP or TLS step made (and kept) carries the request, if the
+      // origin has not closed it meanwhile (the other addresses may have taken a timeout).
+      if (
+        socket !== undefined &&
+        !socket.destroyed &&
+        socket.readyState === 'open' &&
+        socket.readableLength === 0
+      ) {
+        const s = socket;
+        socket = undefined;
+        // undici expects its connector to answer asynchronously.
+        setImmediate(() => callback(null, s));
+        return;
+      }
       connectAddress(
         address,
         {
@@ -150,6 +173,12 @@ export async function probeHttp(
     );
   });
   await client.destroy().catch(() => undefined);
+  const reused = opened !== undefined && socket === undefined;
+  socket?.destroy();
+  // A kept connection the origin closed while it waited says nothing: ask once more on a new one.
+  if (reused && outcome.status === null && outcome.phase === 'request' && isClosed(outcome.error)) {
+    return probeHttp(plan, target, index, address, userAgent);
+  }
   const elapsedMs = performance.now() - started;
   const http: HttpDetail = {
     method: 'GET',

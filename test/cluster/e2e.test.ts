@@ -204,9 +204,15 @@ describe('originguard end to end on its own control plane', () => {
     }>(['get', 'events.events.k8s.io', '--field-selector', 'reason=OriginUnreachable'], opts());
     expect(events.items.find((e) => e.regarding.name === ORIGIN)?.note).toContain('connection_refused');
     // 127.0.0.1 is the pod's own loopback: the operator never probes it from its pod.
-    await statusUntil('the operator not probing loopback', (s) => s.operatorProbe?.result === 'NotProbed', 5_000);
+    await statusUntil(
+      'the operator not probing loopback',
+      (s) => s.operatorProbe?.result === 'NotProbed',
+      5_000,
+    );
     const s = await status();
-    expect(s?.operatorProbe?.summary).toContain(`127.0.0.1:${originPort} (in a network the operator does not probe`);
+    expect(s?.operatorProbe?.summary).toContain(
+      `127.0.0.1:${originPort} (in a network the operator does not probe`,
+    );
     expect(s?.triangulation).toMatchObject({ scope: 'AllPods' });
   });
 

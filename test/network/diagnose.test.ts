@@ -1,6 +1,8 @@
 // `originguard diagnose` as a library, against real sockets and servers on
 // loopback: one test per verdict, each result checked against the v1 schema,
 // and the verdict compared with what a real sidecar answers for the same origin.
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFullAcceptQueue } from '../support/accept-queue.ts';
 import { diagnoseOrigin, diagnoseTarget, stepLines } from '../support/diagnosis.ts';
@@ -322,6 +324,50 @@ describe('diagnose: HTTP', () => {
       responseTimeoutMs: 2000,
       hostHeader: 'www.shop.test',
     });
+  });
+
+  it('sends the request over the connection the TCP step made: one connection per run', async () => {
+    let connections = 0;
+    const server = http.createServer((_req, res) => res.end('ok\n'));
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const d = await diagnoseTarget(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      expect(d.reachable).toBe(true);
+      expect(connections).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('asks on a new connection when the origin closed the one kept while another address timed out', async () => {
+    // 127.0.0.1 drops SYNs for 500 ms; 127.0.0.2 closes a connection that sends nothing within 100 ms.
+    await using dead = await startFullAcceptQueue();
+    const served: number[] = [];
+    const live = net.createServer((socket) => {
+      const idle = setTimeout(() => socket.end(), 100);
+      socket.once('data', () => {
+        clearTimeout(idle);
+        served.push(Date.now());
+        socket.end('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n');
+      });
+    });
+    await new Promise<void>((resolve) => live.listen(dead.port, '127.0.0.2', resolve));
+    await using dns = await startDnsServer({
+      'shop.test': { kind: 'answer', a: ['127.0.0.1', '127.0.0.2'], ttl: 60 },
+    });
+    try {
+      const d = await diagnoseTarget(`http://shop.test:${dead.port}/`, {
+        connectTimeoutMs: 500,
+        resolver: { servers: [dns.address] },
+      });
+      expect(d.reachable).toBe(true);
+      expect(d.verdict.summary).toContain(`127.0.0.2:${dead.port} answers 200`);
+      expect(served).toHaveLength(1);
+    } finally {
+      await new Promise((resolve) => live.close(resolve));
+    }
   });
 
   it('follows the Origin to its backup when the upstream refuses, and warns that it fails over', async () => {
