@@ -109,3 +109,13 @@ export function validate<T>(schema: TSchema, input: unknown, prefix = ''): Valid
 export function validateOrigin(input: unknown): Validated<OriginManifest> {
   return validate<OriginManifest>(OriginManifest, input);
 }
+
+/** An Origin as read from the API server (status, managed fields and all): its manifest validated, defaults applied. */
+export function validateOriginObject(o: {
+  readonly apiVersion?: unknown;
+  readonly kind?: unknown;
+  readonly metadata: unknown;
+  readonly spec: unknown;
+}): Validated<OriginManifest> {
+  return validateOrigin({ apiVersion: o.apiVersion, kind: o.kind, metadata: o.metadata, spec: o.spec });
+}

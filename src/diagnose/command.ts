@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import type { OriginManifest } from '../api/origin.ts';
 import { parseOrigins } from '../api/origin-documents.ts';
-import { validateOrigin } from '../api/validate.ts';
+import { validateOriginObject } from '../api/validate.ts';
 import { UsageError } from '../errors.ts';
 import { durationMs } from '../flags.ts';
 import { diagnose, EXIT, exitCodeOf } from './diagnosis.ts';
@@ -181,12 +181,7 @@ async function originPlan(
   });
   try {
     const origin = await getOrigin(session, session.namespace, name);
-    const valid = validateOrigin({
-      apiVersion: origin.apiVersion,
-      kind: origin.kind,
-      metadata: origin.metadata,
-      spec: origin.spec,
-    });
+    const valid = validateOriginObject(origin);
     if (!valid.ok)
       throw new InvalidConfigError(`Origin ${session.namespace}/${name} is invalid`, valid.errors);
     const notes: string[] = [];

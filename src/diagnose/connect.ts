@@ -69,10 +69,21 @@ export interface Probed {
   readonly socket?: net.Socket;
 }
 
-/** A kept connection must not crash the process if the origin resets it while it waits. */
-function kept(socket: net.Socket): net.Socket {
+/** A step that worked, with its connection when `keep`; one kept must not crash the process if the origin resets it while it waits. */
+function worked(
+  base: Pick<Step, 'phase' | 'target' | 'address' | 'elapsedMs'>,
+  detail: string,
+  socket: net.Socket,
+  keep: boolean,
+  extra: Pick<Step, 'tls'> = {},
+): Probed {
+  const step: Step = { ...base, ok: true, cause: null, failedIn: null, code: null, detail, ...extra };
+  if (!keep) {
+    socket.destroy();
+    return { step };
+  }
   socket.on('error', () => socket.destroy());
-  return socket;
+  return { step, socket };
 }
 
 /** Step 2: one TCP connection to one address, closed at once unless `keep`. */
@@ -91,18 +102,7 @@ export async function probeTcp(
       { host: target.host, port: target.port, extraAddresses: [] },
       timeoutMs,
     );
-    if (!keep) socket.destroy();
-    const elapsedMs = performance.now() - started;
-    const step: Step = {
-      ...base,
-      elapsedMs,
-      ok: true,
-      cause: null,
-      failedIn: null,
-      code: null,
-      detail: 'connected',
-    };
-    return keep ? { step, socket: kept(socket) } : { step };
+    return worked({ ...base, elapsedMs: performance.now() - started }, 'connected', socket, keep);
   } catch (err) {
     return { step: failedStep(err, 'connect', { ...base, elapsedMs: performance.now() - started }) };
   }
@@ -228,20 +228,8 @@ export async function probeTls(
   const detail = tlsDetail(socket, target, address);
   const authError = socket.authorizationError as unknown as string | null | undefined;
   const verified = detail.chainVerified && detail.nameMatches;
-  if (verified || plan.insecure) {
-    if (!keep) socket.destroy();
-    const step: Step = {
-      ...base,
-      elapsedMs,
-      ok: true,
-      cause: null,
-      failedIn: null,
-      code: null,
-      detail: describeTls(detail),
-      tls: detail,
-    };
-    return keep ? { step, socket: kept(socket) } : { step };
-  }
+  if (verified || plan.insecure)
+    return worked({ ...base, elapsedMs }, describeTls(detail), socket, keep, { tls: detail });
   socket.destroy();
   const code = authError || 'ERR_TLS_CERT_ALTNAME_INVALID';
   const c = classifyError({ name: 'Error', message: code, code }, 'tls');

@@ -12,7 +12,7 @@ import { parseDuration } from '../api/duration.ts';
 import { statusRanges } from '../api/health-check.ts';
 import type { OriginStatus } from '../api/status.ts';
 import type { OperatorProbe } from '../api/triangulation.ts';
-import { validateOrigin } from '../api/validate.ts';
+import { validateOriginObject } from '../api/validate.ts';
 import { checkOutcome } from '../diagnose/check.ts';
 import { diagnose } from '../diagnose/diagnosis.ts';
 import { planForOrigin } from '../diagnose/plan.ts';
@@ -154,12 +154,7 @@ export class ProbeController {
     origin: Origin,
     run: { from: string; reason: OperatorProbe['reason']; requestId: string | undefined },
   ): Promise<OperatorProbe> {
-    const valid = validateOrigin({
-      apiVersion: origin.apiVersion,
-      kind: origin.kind,
-      metadata: origin.metadata,
-      spec: origin.spec,
-    });
+    const valid = validateOriginObject(origin);
     if (!valid.ok)
       return probeRecord(
         { ...run, time: new Date() },

@@ -17,6 +17,7 @@ import { parseTarget, planForAddress } from '../../src/diagnose/plan.ts';
 import { PLAIN } from '../../src/diagnose/render.ts';
 import type { Step } from '../../src/diagnose/schema.ts';
 import { connectFailure } from '../../src/upstream/classify.ts';
+import { RESPONSE_TIMEOUT } from '../../src/upstream/errors.ts';
 
 const plan = planForAddress('shop.example:80', parseTarget('shop.example:80'), {});
 const vantage = { inCluster: true, fromCluster: false, sidecars: null, notes: [] };
@@ -49,7 +50,7 @@ const http = (status: number | null, cause: Cause | null = null): Step => ({
   ok: cause === null,
   cause,
   failedIn: cause === null ? null : 'request',
-  code: cause === null ? null : 'OG_RESPONSE_TIMEOUT',
+  code: cause === null ? null : RESPONSE_TIMEOUT,
   elapsedMs: 5,
   detail: status === null ? 'no answer' : `${status}`,
   http: {
