@@ -92,6 +92,22 @@ const originAlerts: AlertRule[] = [
     ),
   },
   {
+    alert: 'OriginguardOriginPathFromPodsFailing',
+    // Scope is a label: a path failure is routed to whoever runs the network, not the origin.
+    expr: withNamespace(
+      'max by (origin, scope) (originguard_operator_origin_scope{scope=~"PodPath|Nodes|Zones"}) == 1',
+    ),
+    for: '5m',
+    labels: { severity: 'warning' },
+    annotations: {
+      ...causeAnnotations(
+        'The path from pods of Origin {{ $labels.origin }} fails, not the origin ({{ $labels.scope }}, {{ $cause }}).',
+        'For 5 minutes the failures of Origin {{ $labels.origin }} ({{ $cause }}) follow the pods, not the origin: {{ if eq $labels.scope "PodPath" }}every pod fails while the operator reaches the origin from its own pod{{ else }}only the pods of some {{ if eq $labels.scope "Zones" }}zones{{ else }}nodes{{ end }} fail, every pod there{{ end }}. Check what applies to those pods and not to the others: NetworkPolicies, node egress rules (firewall, security group, routes), their DNS settings.',
+      ),
+      runbook_url: operationsRunbook('OriginguardOriginPathFromPodsFailing'),
+    },
+  },
+  {
     alert: 'OriginguardOriginCauseChanged',
     // A cause published now that was not 10 minutes ago, on an Origin that had
     // another cause within those 10 minutes. Replicas aggregated out first, so a

@@ -71,6 +71,21 @@ const rows: RowSpec[] = [
         ],
       },
       {
+        title: 'Where it fails',
+        description:
+          'Per failing Origin, where its failure is (the SCOPE column of kubectl get origins -o wide): Origin (every pod and the operator fail), PodPath (the pods fail, the operator gets through), Nodes, Zones, SomePods, AllPods. kubectl describe origin shows the reasoning.',
+        type: 'table',
+        unit: 'none',
+        width: 24,
+        targets: [
+          {
+            expr: `max by (origin, scope) (originguard_operator_origin_scope{${ORIGIN}})`,
+            legendFormat: '{{origin}} {{scope}}',
+            table: true,
+          },
+        ],
+      },
+      {
         title: 'Pods by state',
         description:
           'Selected pods, those running the sidecar, those on the current spec, reaching and failing to reach the origin, and those left without the sidecar (restart their workload).',
@@ -145,6 +160,33 @@ const rows: RowSpec[] = [
           {
             expr: `sum by (origin) (originguard_origin_ejected{${ORIGIN}})`,
             legendFormat: '{{origin}}',
+          },
+        ],
+      },
+      {
+        title: 'Health checks',
+        description:
+          'Active health checks of the sidecars, by result: success, failure, skipped (traffic reached the origin within the interval). Their rate is the load they put on each origin.',
+        type: 'timeseries',
+        unit: 'ops',
+        width: 12,
+        targets: [
+          {
+            expr: `sum by (origin, result) (rate(originguard_health_checks_total{${ORIGIN}}${RATE}))`,
+            legendFormat: '{{origin}} {{result}}',
+          },
+        ],
+      },
+      {
+        title: 'Health check failures by cause',
+        description: 'What the checks find, by RFC 9209 cause: also while no request reaches the origin.',
+        type: 'timeseries',
+        unit: 'ops',
+        width: 12,
+        targets: [
+          {
+            expr: `sum by (origin, cause) (rate(originguard_health_check_failures_total{${ORIGIN}}${RATE}))`,
+            legendFormat: '{{origin}} {{cause}}',
           },
         ],
       },

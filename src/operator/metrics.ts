@@ -145,8 +145,15 @@ export class OperatorMetrics {
     labelNames: ['origin', 'cause'] as const,
     registers: [this.registry],
   });
+  readonly originScope = new Gauge({
+    name: 'originguard_operator_origin_scope',
+    help: 'Per Origin, 1 for where its failure is (status.triangulation.scope: Origin, PodPath, Nodes, Zones, SomePods, AllPods); no series while nothing fails.',
+    labelNames: ['origin', 'scope'] as const,
+    registers: [this.registry],
+  });
   /** The cause series each Origin has, to remove it when the cause changes or the Origin goes. */
   readonly #causeOf = new Map<string, string>();
+  readonly #scopeOf = new Map<string, string>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'originguard_operator_' });
@@ -179,6 +186,14 @@ export class OperatorMetrics {
       this.originCause.labels(origin, status.cause).set(1);
       this.#causeOf.set(origin, status.cause);
     }
+    const scope = status.triangulation?.scope;
+    const was = this.#scopeOf.get(origin);
+    if (was !== undefined && was !== scope) this.originScope.remove(origin, was);
+    if (scope === undefined || scope === 'None') this.#scopeOf.delete(origin);
+    else {
+      this.originScope.labels(origin, scope).set(1);
+      this.#scopeOf.set(origin, scope);
+    }
   }
 
   /** Removes an Origin's series: it was deleted. */
@@ -188,6 +203,9 @@ export class OperatorMetrics {
     const cause = this.#causeOf.get(origin);
     if (cause !== undefined) this.originCause.remove(origin, cause);
     this.#causeOf.delete(origin);
+    const scope = this.#scopeOf.get(origin);
+    if (scope !== undefined) this.originScope.remove(origin, scope);
+    this.#scopeOf.delete(origin);
   }
 
   /** Removes every Origin's series: this replica stopped leading, and the new leader publishes them. */
@@ -196,5 +214,7 @@ export class OperatorMetrics {
     this.originPods.reset();
     this.originCause.reset();
     this.#causeOf.clear();
+    this.originScope.reset();
+    this.#scopeOf.clear();
   }
 }

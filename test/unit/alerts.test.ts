@@ -89,7 +89,7 @@ const operations = (alert: string) => `${RUNBOOK_BASE}/operations.md#${alert.toL
 describe.skipIf(promtool === undefined)('alerting rules, with promtool', () => {
   it('pass promtool check rules', async () => {
     const { stdout } = await run(promtool as string, ['check', 'rules', rules]);
-    expect(stdout).toMatch(/SUCCESS: 8 rules found/);
+    expect(stdout).toMatch(/SUCCESS: 9 rules found/);
   });
 
   it('OriginguardOriginUnreachable: after 5 minutes unreachable, with the cause and its hint, through a leader change', async () => {
@@ -240,6 +240,40 @@ describe.skipIf(promtool === undefined)('alerting rules, with promtool', () => {
                 cause: 'connection_timeout',
                 hint: CAUSES.connection_timeout.hint,
                 runbook_url: `${RUNBOOK_BASE}/causes.md#connection_timeout`,
+              },
+            },
+          ],
+        },
+      ],
+    );
+  });
+
+  it('OriginguardOriginPathFromPodsFailing: the scope follows the pods (PodPath, Nodes, Zones) for 5 minutes, not Origin', async () => {
+    const origin = 'web/shop';
+    const path = 'web/blog';
+    await promtoolTest(
+      [
+        { series: `originguard_operator_origin_scope{origin="${origin}",scope="Nodes"}`, values: '1x10' },
+        {
+          series: `originguard_operator_origin_cause{origin="${origin}",cause="connection_timeout"}`,
+          values: '1x10',
+        },
+        { series: `originguard_operator_origin_scope{origin="${path}",scope="Origin"}`, values: '1x10' },
+      ],
+      [
+        { eval_time: '4m', alertname: 'OriginguardOriginPathFromPodsFailing', exp_alerts: [] },
+        {
+          eval_time: '6m',
+          alertname: 'OriginguardOriginPathFromPodsFailing',
+          exp_alerts: [
+            {
+              exp_labels: { severity: 'warning', origin, namespace: 'web', scope: 'Nodes' },
+              exp_annotations: {
+                summary: `The path from pods of Origin ${origin} fails, not the origin (Nodes, connection_timeout).`,
+                description: `For 5 minutes the failures of Origin ${origin} (connection_timeout) follow the pods, not the origin: only the pods of some nodes fail, every pod there. Check what applies to those pods and not to the others: NetworkPolicies, node egress rules (firewall, security group, routes), their DNS settings. ${describeCommand(origin)} shows the failing pods by cause and the last failure.`,
+                cause: 'connection_timeout',
+                hint: CAUSES.connection_timeout.hint,
+                runbook_url: operations('OriginguardOriginPathFromPodsFailing'),
               },
             },
           ],

@@ -56,6 +56,25 @@ describe('operator per-Origin gauges', () => {
     expect(series).toContain('originguard_operator_origin_reachable{origin="web/shop"} 1');
   });
 
+  it('keeps one scope series per Origin while something fails, and none once nothing does or it is deleted', async () => {
+    const m = new OperatorMetrics();
+    const scoped = (scope: 'Nodes' | 'PodPath' | 'None'): OriginStatus => ({
+      ...failing,
+      triangulation: { scope, summary: '', reasoning: [] },
+    });
+    const scopes = async () => (await originSeries(m)).filter((l) => l.includes('_scope{'));
+    m.setOriginStatus('web/shop', scoped('Nodes'));
+    m.setOriginStatus('web/shop', scoped('PodPath'));
+    expect(await scopes()).toEqual([
+      'originguard_operator_origin_scope{origin="web/shop",scope="PodPath"} 1',
+    ]);
+    m.setOriginStatus('web/shop', scoped('None'));
+    expect(await scopes()).toEqual([]);
+    m.setOriginStatus('web/shop', scoped('Nodes'));
+    m.deleteOrigin('web/shop');
+    expect(await scopes()).toEqual([]);
+  });
+
   it('has no reachable series while the status says Unknown (no report, no traffic yet)', async () => {
     const m = new OperatorMetrics();
     m.setOriginStatus('web/shop', failing);
