@@ -209,13 +209,18 @@ export class HealthChecker {
         { origin: health.origin, summary: outcome.summary },
         'origin back: a health check reached it',
       );
-    } else if (
-      failure !== undefined &&
-      isConnectPhase(failure.phase) &&
-      (outlier.ejected || decision === 'Unreachable')
-    ) {
-      // Only a connection failure ejects, as for traffic; a check that cannot connect settles it.
+    } else if (failure !== undefined && isConnectPhase(failure.phase) && this.#ejects()) {
+      // Only connection failures eject, as for traffic.
       outlier.onCheckFailure(failure.cause);
     }
+  }
+
+  /**
+   * Whether this failed check ejects the origin (or extends its ejection). From
+   * Unknown one failure shows the cause but does not eject: at a pod's start the
+   * app next to the sidecar may not listen yet, and requests must not fail fast for it.
+   */
+  #ejects(): boolean {
+    return this.#deps.outlier.ejected || this.#consecutive >= this.settings.unhealthyThreshold;
   }
 }

@@ -72,6 +72,8 @@ describe('active health checks', () => {
     });
     const down = await until('Unreachable', () => health(sc).state === 'Unreachable', 1_000);
     expect(down).toBeLessThan(450);
+    // One failed check shows the cause but does not eject (the app may just not listen yet).
+    expect(health(sc)).toMatchObject({ ejected: false, check: { consecutive: 1 } });
     expect(health(sc)).toMatchObject({
       state: 'Unreachable',
       source: 'Probe',
@@ -127,9 +129,11 @@ describe('active health checks', () => {
       upstream: { host: '127.0.0.1', port: dropping.port },
       timeouts: { connect: '1s' },
       outlierDetection: { consecutiveFailures: 5, baseEjectionTime: '200ms', maxEjectionTime: '200ms' },
-      healthCheck: { interval: '2s', timeout: '150ms', path: '/healthz' },
+      healthCheck: { interval: '1s', timeout: '150ms', path: '/healthz', unhealthyThreshold: 2 },
     });
-    await until('ejected by a check', () => health(sc).ejected, 2_500);
+    // Two failed checks in a row (the threshold) eject it.
+    await until('ejected by a check', () => health(sc).ejected, 3_000);
+    expect(health(sc).check?.consecutive).toBeGreaterThanOrEqual(2);
     // While it stays down, requests fail at once: none is admitted as a trial that would
     // wait the 1 s connect timeout, though each 200 ms ejection ends again and again.
     const slowest = { ms: 0 };
