@@ -480,7 +480,7 @@ describe('helm chart charts/originguard', () => {
       annotations: Record<string, string>;
     }[];
     expect(rules.map((r) => r.alert)).not.toContain('OriginguardOriginCauseChanged');
-    expect(rules).toHaveLength(7);
+    expect(rules).toHaveLength(8);
     for (const r of rules) {
       expect(r.labels.team, r.alert).toBe('edge');
       expect(r.labels.severity, r.alert).toMatch(/^(critical|warning|info)$/);
@@ -510,7 +510,7 @@ describe('helm chart charts/originguard', () => {
         err ? reject(new Error(`${stdout}${stderr}`)) : resolve(stdout),
       ),
     );
-    expect(check).toMatch(/SUCCESS: 7 rules found/);
+    expect(check).toMatch(/SUCCESS: 8 rules found/);
   });
 
   it.each([

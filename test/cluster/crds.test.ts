@@ -172,6 +172,7 @@ describe('kubectl get origins', () => {
       READY: 'False',
       FAILING: '2',
       UNINJECTED: '1',
+      SCOPE: 'Origin',
       HINT: FAILING_STATUS.hint,
     });
   });

@@ -55,8 +55,10 @@ function report(pod: string, health: 'Reachable' | 'Unreachable', now: string): 
       originName: 'shop',
       podName: pod,
       podUID: podUid[pod],
+      nodeName: `node-${pod.slice(-1)}`,
       originGeneration: 1,
       health,
+      source: 'Traffic',
       requests: 20,
       failures: failing ? 7 : 0,
       ...(failing
@@ -190,7 +192,9 @@ describe('kubectl originguard', () => {
     expect(r.stdout).toContain('Hint: Nothing accepts connections on the origin port');
     expect(r.stdout).toMatch(/POD +NODE +HEALTH +BY +CAUSE +SINCE +FAILURES +LAST FAILURE/);
     expect(r.stdout).toMatch(
-      new RegExp(`edge-a +Unreachable +connection_refused +\\d+s +7 +531 127\\.0\\.0\\.1:${port} \\d+s ago`),
+      new RegExp(
+        `edge-a +node-a +Unreachable +traffic +connection_refused +\\d+s +7 +531 127\\.0\\.0\\.1:${port} \\d+s ago`,
+      ),
     );
     const one = JSON.parse(
       (await kubectlOk(['originguard', 'status', 'origin/shop', '-n', ns, '-o', 'json'])).toString(),

@@ -44,6 +44,24 @@ export function failingOriginStatus(): OriginStatus {
       hint: 'Nothing accepts connections on the origin port.',
       pod: 'shop-edge-0',
       time: '2026-11-23T19:00:00Z',
+      source: 'Probe',
+    },
+    triangulation: {
+      scope: 'Origin',
+      summary:
+        'All 2 pods fail (connection_refused) and so does the operator from its own pod: the origin itself or the network in front of it.',
+      reasoning: ['2 pods report: 2 fail, 0 reach the origin', 'node-a 2/2 failing'],
+      nodes: [{ name: 'node-a', pods: 2, failing: 2 }],
+    },
+    operatorProbe: {
+      from: 'originguard-operator-0',
+      time: '2026-11-23T19:00:01Z',
+      reason: 'PodsFailing',
+      result: 'Unreachable',
+      cause: 'connection_refused',
+      statusCode: 531,
+      summary: '127.0.0.7:80 refuses connections: nothing listens on port 80',
+      steps: ['tcp 127.0.0.7:80: refused (ECONNREFUSED) (0 ms)'],
     },
     notInjected: {
       count: 1,
