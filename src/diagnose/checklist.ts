@@ -5,6 +5,8 @@
 // target are probed together, so a dead address costs one timeout, not one each.
 // Steps are reported as they complete (for live output); the verdict is
 // decided from them afterwards, by pure code (verdict.ts).
+
+import type net from 'node:net';
 import { interleaveFamilies } from '../upstream/address-book.ts';
 import { withExtraAddresses } from '../upstream/connector.ts';
 import { literalAddresses, type ResolvedAddress, type Resolver } from '../upstream/resolver.ts';
