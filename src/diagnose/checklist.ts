@@ -44,6 +44,49 @@ export interface ChecklistOptions {
 const sidecarOrder = (resolved: readonly ResolvedAddress[], target: TargetPlan): ResolvedAddress[] =>
   interleaveFamilies(withExtraAddresses(resolved, target.extraAddresses));
 
+/** The address whose connection would carry traffic, and that connection when kept for the request. */
+interface Carrier {
+  readonly target: TargetPlan;
+  readonly index: number;
+  readonly address: ResolvedAddress;
+  readonly socket?: net.Socket;
+}
+
+/** TCP to every address of one target, then TLS with those that connected; the first that works carries. */
+async function connectTarget(
+  plan: Plan,
+  target: TargetPlan,
+  index: number,
+  addresses: readonly ResolvedAddress[],
+  keep: boolean,
+  out: { readonly emit: (steps: readonly Step[]) => void; readonly events: ChecklistEvents },
+): Promise<Carrier | undefined> {
+  out.events.onPhase?.('tcp', index, `${addresses.length} address(es), port ${target.port}`);
+  const plain = keep && target.tls === undefined;
+  const tcp = await Promise.all(
+    addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs, plain)),
+  );
+  out.emit(tcp.map((p) => p.step));
+  let connected = addresses.map((a, i) => ({ a, p: tcp[i] as Probed })).filter((x) => x.p.step.ok);
+  if (target.tls !== undefined && connected.length > 0) {
+    out.events.onPhase?.('tls', index, `${connected.length} address(es)`);
+    const tls = await Promise.all(
+      connected.map((x) => probeTls(target, index, x.a, plan.connectTimeoutMs, keep)),
+    );
+    out.emit(tls.map((p) => p.step));
+    connected = connected.map((x, i) => ({ a: x.a, p: tls[i] as Probed })).filter((x) => x.p.step.ok);
+  }
+  const [first, ...others] = connected;
+  for (const o of others) o.p.socket?.destroy();
+  if (first === undefined) return undefined;
+  return {
+    target,
+    index,
+    address: first.a,
+    ...(first.p.socket === undefined ? {} : { socket: first.p.socket }),
+  };
+}
+
 /** Runs every step of the checklist; resolves with all of them, in order. */
 export async function runChecklist(
   plan: Plan,
@@ -57,9 +100,7 @@ export async function runChecklist(
       events.onStep?.(s);
     }
   };
-  let carrier:
-    | { target: TargetPlan; index: number; address: ResolvedAddress; socket?: net.Socket }
-    | undefined;
+  let carrier: Carrier | undefined;
   // The connection that would carry traffic carries the request too: one connection, not two.
   const http = options.http !== false;
   for (const [index, target] of plan.targets.entries()) {
@@ -78,32 +119,12 @@ export async function runChecklist(
       return refused === undefined;
     });
     if (addresses.length === 0) continue;
-    events.onPhase?.('tcp', index, `${addresses.length} address(es), port ${target.port}`);
-    const keep = http && carrier === undefined;
-    const plain = keep && target.tls === undefined;
-    const tcp = await Promise.all(
-      addresses.map((a) => probeTcp(target, index, a, plan.connectTimeoutMs, plain)),
-    );
-    emit(tcp.map((p) => p.step));
-    let connected = addresses.map((a, i) => ({ a, p: tcp[i] as Probed })).filter((x) => x.p.step.ok);
-    if (target.tls !== undefined && connected.length > 0) {
-      events.onPhase?.('tls', index, `${connected.length} address(es)`);
-      const tls = await Promise.all(
-        connected.map((x) => probeTls(target, index, x.a, plan.connectTimeoutMs, keep)),
-      );
-      emit(tls.map((p) => p.step));
-      connected = connected.map((x, i) => ({ a: x.a, p: tls[i] as Probed })).filter((x) => x.p.step.ok);
-    }
-    const [first, ...others] = connected;
-    for (const o of others) o.p.socket?.destroy();
-    if (carrier === undefined && first !== undefined)
-      carrier = {
-        target,
-        index,
-        address: first.a,
-        ...(first.p.socket === undefined ? {} : { socket: first.p.socket }),
-      };
-    else first?.p.socket?.destroy();
+    const found = await connectTarget(plan, target, index, addresses, http && carrier === undefined, {
+      emit,
+      events,
+    });
+    if (carrier === undefined) carrier = found;
+    else found?.socket?.destroy();
   }
   if (carrier !== undefined && http) {
     events.onPhase?.('http', carrier.index, `GET ${plan.path}`);

@@ -179,21 +179,9 @@ export class OperatorMetrics {
       not_injected: status.notInjected?.count ?? 0,
     };
     for (const state of ORIGIN_POD_STATES) this.originPods.labels(origin, state).set(counts[state]);
-    const before = this.#causeOf.get(origin);
-    if (before !== undefined && before !== status.cause) this.originCause.remove(origin, before);
-    if (status.cause === undefined) this.#causeOf.delete(origin);
-    else {
-      this.originCause.labels(origin, status.cause).set(1);
-      this.#causeOf.set(origin, status.cause);
-    }
+    oneSeries(this.originCause, this.#causeOf, origin, status.cause);
     const scope = status.triangulation?.scope;
-    const was = this.#scopeOf.get(origin);
-    if (was !== undefined && was !== scope) this.originScope.remove(origin, was);
-    if (scope === undefined || scope === 'None') this.#scopeOf.delete(origin);
-    else {
-      this.originScope.labels(origin, scope).set(1);
-      this.#scopeOf.set(origin, scope);
-    }
+    oneSeries(this.originScope, this.#scopeOf, origin, scope === 'None' ? undefined : scope);
   }
 
   /** Removes an Origin's series: it was deleted. */
@@ -216,5 +204,21 @@ export class OperatorMetrics {
     this.#causeOf.clear();
     this.originScope.reset();
     this.#scopeOf.clear();
+  }
+}
+
+/** Keeps at most one series per Origin of a gauge labelled by a value (its cause, its scope): 1 for `value`, none when undefined. */
+function oneSeries(
+  gauge: Gauge<'origin' | 'cause'> | Gauge<'origin' | 'scope'>,
+  current: Map<string, string>,
+  origin: string,
+  value: string | undefined,
+): void {
+  const before = current.get(origin);
+  if (before !== undefined && before !== value) gauge.remove(origin, before);
+  if (value === undefined) current.delete(origin);
+  else {
+    gauge.labels(origin, value).set(1);
+    current.set(origin, value);
   }
 }
