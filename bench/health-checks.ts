@@ -1,7 +1,8 @@
 // What active health checks cost: the built sidecar (dist/originguard.mjs,
 // standalone) serving 100 Origins with no traffic, its checks on, side by side
 // with the same sidecar and Origins with checks off (the peer). For each setting
-// it reports the sidecar's CPU (user+system over the window) and resident memory,
+// it reports the sidecar's CPU (user+system over the window) and resident memory
+// (median of one reading a second),
 // and what the origin receives: connections and requests per second, against the
 // formula pods × Origins ÷ interval (one pod here).
 //
@@ -85,8 +86,18 @@ interface Result {
   readonly setting: Setting;
   readonly cpuPercent: number;
   readonly rssMb: number;
+  readonly heapMb: number;
   readonly connectionsPerS: number;
   readonly requestsPerS: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+
+/** The V8 heap in use, from the sidecar's own /metrics (prom-client's default metrics). */
+async function heapUsedMb(admin: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+  const m = /^originguard_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  return Number(m?.[1] ?? Number.NaN) / 2 ** 20;
 }
 
 async function measure(setting: Setting, dir: string): Promise<Result> {
@@ -119,13 +130,21 @@ async function measure(setting: Setting, dir: string): Promise<Result> {
     const cpu0 = groupCpuSeconds(sidecar.pid);
     const c0 = { ...origin.counts };
     const t0 = performance.now();
-    await sleep(windowS * 1000);
+    // RSS once a second over the window, and its median: one reading depends on when V8 last collected.
+    const rss: number[] = [];
+    const heap: number[] = [];
+    for (let i = 0; i < windowS; i++) {
+      await sleep(1000);
+      rss.push(groupRss(sidecar.pid) / 2 ** 20);
+      heap.push(await heapUsedMb(admin));
+    }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = groupCpuSeconds(sidecar.pid) - cpu0;
     return {
       setting,
       cpuPercent: (100 * cpu) / seconds,
-      rssMb: groupRss(sidecar.pid) / 2 ** 20,
+      rssMb: median(rss),
+      heapMb: median(heap),
       connectionsPerS: (origin.counts.connections - c0.connections) / seconds,
       requestsPerS: (origin.counts.requests - c0.requests) / seconds,
     };
@@ -146,14 +165,14 @@ try {
   const lines = [
     `# Active health checks: cost for ${count} Origins (one sidecar, no traffic)`,
     '',
-    `Measured ${new Date().toISOString()} by \`node bench/health-checks.ts --window ${windowS} --origins ${count}\` on the built bundle; ${windowS} s per setting after the checks spread over one interval. CPU is user+system time of the sidecar process over the window; RSS at its end. The origin counts what reaches it. Formula: checks/s = pods × Origins ÷ interval (here one pod).`,
+    `Measured ${new Date().toISOString()} by \`node bench/health-checks.ts --window ${windowS} --origins ${count}\` on the built bundle; ${windowS} s per setting after the checks spread over one interval. CPU is user+system time of the sidecar process over the window; the V8 heap in use (the sidecar's own originguard_nodejs_heap_size_used_bytes) and RSS are medians of one reading a second over it; RSS moves by ±15 MB between runs with when V8 collects, so the heap is the one to compare. The origin counts what reaches it. Formula: checks/s = pods × Origins ÷ interval (here one pod).`,
     '',
-    '| setting | sidecar CPU | vs peer | RSS | vs peer | origin connections/s | origin requests/s | formula checks/s |',
-    '|---|---|---|---|---|---|---|---|',
+    '| setting | sidecar CPU | vs peer | V8 heap used | vs peer | RSS | origin connections/s | origin requests/s | formula checks/s |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const cpuDelta = r.cpuPercent - (peer?.cpuPercent ?? 0);
-      const rssDelta = r.rssMb - (peer?.rssMb ?? 0);
-      return `| ${r.setting.name} | ${r.cpuPercent.toFixed(2)} % of a core | ${r === peer ? '-' : `+${cpuDelta.toFixed(2)} pts`} | ${r.rssMb.toFixed(1)} MB | ${r === peer ? '-' : `${rssDelta >= 0 ? '+' : ''}${rssDelta.toFixed(1)} MB`} | ${r.connectionsPerS.toFixed(1)} | ${r.requestsPerS.toFixed(1)} | ${r.setting.expected.toFixed(1)} |`;
+      const heapDelta = r.heapMb - (peer?.heapMb ?? 0);
+      return `| ${r.setting.name} | ${r.cpuPercent.toFixed(2)} % of a core | ${r === peer ? '-' : `+${cpuDelta.toFixed(2)} pts`} | ${r.heapMb.toFixed(1)} MB | ${r === peer ? '-' : `${heapDelta >= 0 ? '+' : ''}${heapDelta.toFixed(1)} MB`} | ${r.rssMb.toFixed(1)} MB | ${r.connectionsPerS.toFixed(1)} | ${r.requestsPerS.toFixed(1)} | ${r.setting.expected.toFixed(1)} |`;
     }),
     '',
   ];
