@@ -13,7 +13,7 @@ import type { EventRecorder } from './events.ts';
 import type { OperatorMetrics } from './metrics.ts';
 import { OPERATOR_FIELD_MANAGER } from './names.ts';
 import type { PodCache } from './pod-cache.ts';
-import type { Origin, Report } from './resources.ts';
+import type { Origin, Pod, Report } from './resources.ts';
 import { statusChanged } from './status-diff.ts';
 import { transitionEvents } from './status-events.ts';
 
