@@ -11,11 +11,14 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { reportLabels, reportName } from '../../src/api/report.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
 import {
+  mutatingWebhookConfiguration,
   operatorBindings,
   operatorClusterRole,
   operatorNamespaceRole,
   sidecarClusterRole,
+  type WebhookConfigurationOptions,
 } from '../../src/operator/manifests.ts';
+import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 
 export interface KubectlOptions {
   /** Written to kubectl's stdin (use with `-f -`). */
@@ -109,6 +112,31 @@ export async function kubectlJson<T = unknown>(
 }
 
 /** Applies a manifest (YAML or JSON text) with `kubectl apply -f -`; returns kubectl's stdout. */
+/**
+ * The injection webhook configuration, calling an operator on 127.0.0.1:`port`,
+ * limited to the namespaces labelled `label` (so a test file injects only its
+ * own) and never the operator's namespace.
+ */
+export function applyLoopbackWebhook(o: {
+  name: string;
+  port: number;
+  operatorNamespace?: string;
+  label: Record<string, string>;
+  extra?: Partial<WebhookConfigurationOptions>;
+}): Promise<string> {
+  const webhook = mutatingWebhookConfiguration({
+    name: o.name,
+    clientConfig: { url: `https://127.0.0.1:${o.port}/mutate-pods` },
+    excludedNamespaces: [
+      ...SYSTEM_NAMESPACES,
+      ...(o.operatorNamespace === undefined ? [] : [o.operatorNamespace]),
+    ],
+    extraNamespaceSelector: { matchLabels: o.label },
+    ...o.extra,
+  });
+  return apply(JSON.stringify(webhook));
+}
+
 export function apply(manifest: string, opts: Omit<KubectlOptions, 'input'> = {}): Promise<string> {
   return kubectlOk(['apply', '-f', '-'], { ...opts, input: manifest });
 }

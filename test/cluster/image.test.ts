@@ -15,12 +15,11 @@ import { freePort } from '../../hack/net.ts';
 import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
 import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import type { OriginStatus } from '../../src/api/status.ts';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { IMAGE, imageUnavailable, POD_LIKE, PODMAN_ENV, podman } from '../support/image.ts';
 import {
   apply,
   applyCrds,
+  applyLoopbackWebhook,
   createNamespace,
   deleteNamespace,
   kubectl,
@@ -72,16 +71,12 @@ describe.skipIf(unavailable !== undefined)(`image ${IMAGE}: the operator against
     appNs = await createNamespace('og-image-app');
     await kubectlOk(['label', 'namespace', appNs, `${TEST_LABEL}=${id}`]);
     const webhookPort = await freePort();
-    await apply(
-      JSON.stringify(
-        mutatingWebhookConfiguration({
-          name: WEBHOOK,
-          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-pods` },
-          excludedNamespaces: [...SYSTEM_NAMESPACES, opNs],
-          extraNamespaceSelector: { matchLabels: { [TEST_LABEL]: id } },
-        }),
-      ),
-    );
+    await applyLoopbackWebhook({
+      name: WEBHOOK,
+      port: webhookPort,
+      operatorNamespace: opNs,
+      label: { [TEST_LABEL]: id },
+    });
     dir = await mkdtemp(join(tmpdir(), 'og-image-operator-'));
     await containerKubeconfig(
       await operatorKubeconfig(opNs, { webhookConfiguration: WEBHOOK, clusterRole: OPERATOR_ROLE }),

@@ -4,10 +4,9 @@
 // (failurePolicy Ignore, the default) and when it fails closed (Fail).
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { POD_WEBHOOK, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
+import { POD_WEBHOOK } from '../../src/operator/names.ts';
 import { closedPort } from '../support/origins.ts';
-import { apply, createNamespace, deleteNamespace, kubectl, kubectlOk } from './fixtures.ts';
+import { applyLoopbackWebhook, createNamespace, deleteNamespace, kubectl, kubectlOk } from './fixtures.ts';
 
 const id = randomBytes(3).toString('hex');
 const LABEL = 'originguard.test/monitoring';
@@ -45,18 +44,12 @@ describe('kube-apiserver metrics the webhook alert reads', () => {
       await kubectlOk(['label', 'namespace', ns, `${LABEL}=${id}-${policy}`]);
       namespaces[policy] = ns;
       // Our webhook, by its name, pointing at a port where nothing listens.
-      await apply(
-        JSON.stringify(
-          mutatingWebhookConfiguration({
-            name: configs[policy],
-            clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
-            excludedNamespaces: [...SYSTEM_NAMESPACES],
-            extraNamespaceSelector: { matchLabels: { [LABEL]: `${id}-${policy}` } },
-            failurePolicy: policy,
-            timeoutSeconds: 2,
-          }),
-        ),
-      );
+      await applyLoopbackWebhook({
+        name: configs[policy],
+        port,
+        label: { [LABEL]: `${id}-${policy}` },
+        extra: { failurePolicy: policy, timeoutSeconds: 2 },
+      });
     }
   });
 

@@ -7,13 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
 import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
 import { reportLabels, reportName } from '../../src/api/report.ts';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import { servedSerial } from '../support/served-certificate.ts';
 import {
   apply,
   applyCrds,
+  applyLoopbackWebhook,
   createNamespace,
   deleteNamespace,
   kubeconfigPath,
@@ -46,16 +45,12 @@ describe('two operator replicas', () => {
     await kubectlOk(['label', 'namespace', ns, `${TEST_LABEL}=${id}`]);
     const ports = [await freePort(), await freePort()] as const;
     // The API server calls the second replica, the one that survives the leader's death below.
-    await apply(
-      JSON.stringify(
-        mutatingWebhookConfiguration({
-          name: WEBHOOK,
-          clientConfig: { url: `https://127.0.0.1:${ports[1]}/mutate-pods` },
-          excludedNamespaces: [...SYSTEM_NAMESPACES, opNs],
-          extraNamespaceSelector: { matchLabels: { [TEST_LABEL]: id } },
-        }),
-      ),
-    );
+    await applyLoopbackWebhook({
+      name: WEBHOOK,
+      port: ports[1] as number,
+      operatorNamespace: opNs,
+      label: { [TEST_LABEL]: id },
+    });
     for (const webhookPort of ports) {
       const replica = await startOperator({
         kubeconfig: kubeconfigPath(),

@@ -16,12 +16,12 @@ import type { OriginStatus } from '../../src/api/status.ts';
 import { KubeClient } from '../../src/kube/client.ts';
 import { Informer } from '../../src/kube/informer.ts';
 import { loadKubeConfig } from '../../src/kube/kubeconfig.ts';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SIDECAR_ROLE_BINDING, SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
+import { SIDECAR_ROLE_BINDING } from '../../src/operator/names.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import {
   apply,
   applyCrds,
+  applyLoopbackWebhook,
   createNamespace,
   deleteNamespace,
   kubeconfigPath,
@@ -74,16 +74,12 @@ describe('operator, running with its own least-privilege RBAC', () => {
       namespaces.push(name);
     }
     const webhookPort = await freePort();
-    await apply(
-      JSON.stringify(
-        mutatingWebhookConfiguration({
-          name: WEBHOOK,
-          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-pods` },
-          excludedNamespaces: [...SYSTEM_NAMESPACES, opNs],
-          extraNamespaceSelector: { matchLabels: { [TEST_LABEL]: id } },
-        }),
-      ),
-    );
+    await applyLoopbackWebhook({
+      name: WEBHOOK,
+      port: webhookPort,
+      operatorNamespace: opNs,
+      label: { [TEST_LABEL]: id },
+    });
     operator = await startOperator({
       // The operator's own ServiceAccount with exactly the RBAC the install grants it,
       // so every test below also proves that RBAC is enough.

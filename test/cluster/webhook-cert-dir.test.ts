@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type OperatorProcess, startOperator } from '../../hack/run-operator.ts';
 import { SIDECAR_CONTAINER } from '../../src/api/contract.ts';
-import { mutatingWebhookConfiguration } from '../../src/operator/manifests.ts';
-import { SYSTEM_NAMESPACES } from '../../src/operator/names.ts';
 import { type CertificatePair, generateCA, issueServingCertificate } from '../../src/operator/pki.ts';
 import { freePort } from '../support/run-sidecar.ts';
 import { servedSerial } from '../support/served-certificate.ts';
 import {
   apply,
   applyCrds,
+  applyLoopbackWebhook,
   createNamespace,
   deleteNamespace,
   kubeconfigPath,
@@ -71,17 +70,13 @@ describe('operator with --webhook-cert-dir (cert-manager mode)', () => {
     );
     const port = await freePort();
     // What cert-manager's CA injector would have written.
-    await apply(
-      JSON.stringify(
-        mutatingWebhookConfiguration({
-          name: WEBHOOK,
-          clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
-          caBundle: Buffer.from(ca.cert).toString('base64'),
-          excludedNamespaces: [...SYSTEM_NAMESPACES, opNs],
-          extraNamespaceSelector: { matchLabels: { [TEST_LABEL]: id } },
-        }),
-      ),
-    );
+    await applyLoopbackWebhook({
+      name: WEBHOOK,
+      port,
+      operatorNamespace: opNs,
+      label: { [TEST_LABEL]: id },
+      extra: { caBundle: Buffer.from(ca.cert).toString('base64') },
+    });
     operator = await startOperator({
       kubeconfig: kubeconfigPath(),
       namespace: opNs,
