@@ -18,7 +18,7 @@ export function backoffDelay(
   return Math.round(exponential * (0.8 + random() * 0.4));
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts (never rejects). The timer never keeps the process alive. */
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) {
@@ -31,7 +31,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     };
     const timer = setTimeout(done, ms);
-    timer.unref();
     signal?.addEventListener('abort', done, { once: true });
   });
 }

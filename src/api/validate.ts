@@ -5,9 +5,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { Kind } from '@sinclair/typebox';
 import { type ValueError, ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
-import { DURATION_PATTERN } from './duration.ts';
 import { OriginManifest, rulesOf } from './origin.ts';
-import { CIDR_PATTERN } from './traffic.ts';
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
@@ -52,12 +50,12 @@ function describeError(e: ValueError): string {
       return `must be at most ${s.maxLength} characters, got ${(e.value as string).length}`;
     case ValueErrorType.StringMinLength:
       return 'must not be empty';
-    case ValueErrorType.StringPattern:
-      if (s.pattern === DURATION_PATTERN)
-        return `must be a duration such as 250ms, 5s or 1m30s, got ${show(e.value)}`;
-      if (s.pattern === CIDR_PATTERN)
-        return `must be an IP address or a CIDR range such as 203.0.113.0/24 or 2001:db8::/32, got ${show(e.value)}`;
+    case ValueErrorType.StringPattern: {
+      // A pattern that carries its own rule (durations, CIDRs) says what it wants in that rule's words.
+      const own = rulesOf(e.schema).find((r) => r.fieldPath === undefined && !r.check(e.value as never));
+      if (own !== undefined) return `${own.message}, got ${show(e.value)}`;
       return `${s.description ? 'is not valid' : 'has an invalid format'}: got ${show(e.value)}`;
+    }
     case ValueErrorType.Literal:
       return `must be ${show(s.const)}, got ${show(e.value)}`;
     case ValueErrorType.Union: {

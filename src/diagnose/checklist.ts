@@ -9,11 +9,12 @@
 import type net from 'node:net';
 import { interleaveFamilies } from '../upstream/address-book.ts';
 import { withExtraAddresses } from '../upstream/connector.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import { literalAddresses, type ResolvedAddress, type Resolver } from '../upstream/resolver.ts';
 import { type Probed, probeTcp, probeTls } from './connect.ts';
 import { resolveTarget } from './dns.ts';
 import { probeHttp } from './http.ts';
-import { hostPort, type Plan, type TargetPlan } from './plan.ts';
+import type { Plan, TargetPlan } from './plan.ts';
 import type { Step, StepPhase } from './schema.ts';
 
 export interface ChecklistEvents {

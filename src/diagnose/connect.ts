@@ -7,13 +7,15 @@
 import type net from 'node:net';
 import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import type { Phase } from '../api/causes.ts';
+import { metaTime } from '../kube/time.ts';
 import { classifyError } from '../upstream/classify.ts';
 import { connectAddress } from '../upstream/connector.ts';
 import { AttemptError } from '../upstream/errors.ts';
 import type { RawError } from '../upstream/failure.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import type { ResolvedAddress } from '../upstream/resolver.ts';
 import { daysAgo } from './explain.ts';
-import { hostPort, sniOf, type TargetPlan } from './plan.ts';
+import { sniOf, type TargetPlan } from './plan.ts';
 import type { Certificate, Step, TlsDetail } from './schema.ts';
 
 const DAY_MS = 86_400_000;
@@ -114,7 +116,6 @@ const dn = (name: Record<string, string | string[] | undefined> | undefined): st
     .join(', ');
 
 /** RFC 3339 to the second: certificates carry no milliseconds. */
-const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function describeCert(c: PeerCertificate, now: number): Certificate {
   const notBefore = new Date(c.valid_from);
@@ -123,8 +124,8 @@ function describeCert(c: PeerCertificate, now: number): Certificate {
     subject: dn(c.subject as unknown as Record<string, string>),
     issuer: dn(c.issuer as unknown as Record<string, string>),
     subjectAltNames: c.subjectaltname === undefined ? [] : c.subjectaltname.split(', '),
-    notBefore: rfc3339(notBefore),
-    notAfter: rfc3339(notAfter),
+    notBefore: metaTime(notBefore),
+    notAfter: metaTime(notAfter),
     daysLeft: Math.trunc((notAfter.getTime() - now) / DAY_MS),
     serialNumber: c.serialNumber,
     fingerprint256: c.fingerprint256,

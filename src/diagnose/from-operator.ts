@@ -9,6 +9,7 @@ import { GROUP, VERSION } from '../api/origin.ts';
 import type { OperatorProbe, Triangulation } from '../api/triangulation.ts';
 import { resourcePath } from '../kube/client.ts';
 import { KubeApiError } from '../kube/errors.ts';
+import { sleep } from '../retry.ts';
 import { type ClusterSession, getOrigin } from './cluster.ts';
 import { EXIT, exitCodeOfCause } from './diagnosis.ts';
 import { OriginUnavailableError } from './errors.ts';
@@ -24,8 +25,6 @@ export interface OperatorAnswer {
   readonly probe: OperatorProbe;
   readonly triangulation: Triangulation | null;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sets the request annotation and waits for the operator's answer in the Origin's status. */
 export async function askOperator(

@@ -10,10 +10,11 @@ import Client from 'undici/lib/dispatcher/client.js';
 import type { Phase } from '../api/causes.ts';
 import { connectAddress } from '../upstream/connector.ts';
 import { ResponseTimeoutError } from '../upstream/errors.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import type { ResolvedAddress } from '../upstream/resolver.ts';
 import { PRODUCT_VERSION } from '../version.ts';
 import { failedStep } from './connect.ts';
-import { hostPort, type Plan, type TargetPlan } from './plan.ts';
+import type { Plan, TargetPlan } from './plan.ts';
 import type { HttpDetail, Step } from './schema.ts';
 
 /** The body is read to measure the whole response, up to this much. */

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { parseDuration } from '../api/duration.ts';
 import type { OriginManifest, StatusProfile, UpstreamTLS } from '../api/origin.ts';
 import { UsageError } from '../errors.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import type { ResolverOptions } from '../upstream/resolver.ts';
 
 export interface TlsPlan {
@@ -66,8 +67,6 @@ export const DEFAULT_TIMEOUTS = { connectMs: 5000, responseMs: 60_000 } as const
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const ORIGIN_REF = /^(?:origins?|origins?\.edge\.originguard\.dev)\/(.*)$/;
-
-const bracketed = (host: string) => (host.includes(':') ? `[${host}]` : host);
 
 function port(text: string, input: string): number {
   const n = Number(text);
@@ -153,8 +152,7 @@ export function planForAddress(input: string, target: ParsedTarget, flags: PlanF
   }
   const notes: string[] = [];
   const tls = useTls ? flagTls(flags, undefined, notes) : undefined;
-  const authority =
-    target.kind === 'url' ? target.authority : `${bracketed(target.host)}:${String(target.port)}`;
+  const authority = target.kind === 'url' ? target.authority : hostPort(target.host, target.port);
   return {
     input,
     origin: null,
@@ -198,7 +196,7 @@ function originTls(
 function originHost(manifest: OriginManifest): string {
   const up = manifest.spec.upstream;
   const served = manifest.spec.hosts?.find((h) => !h.startsWith('*.'));
-  return up.hostHeader ?? served ?? `${bracketed(up.host)}:${String(up.port)}`;
+  return up.hostHeader ?? served ?? hostPort(up.host, up.port);
 }
 
 /** What the Origin's sidecar would connect to and how; flags given override it (and are noted). */
@@ -263,4 +261,3 @@ export function clusterOnlyHost(host: string, namespace: string | undefined): bo
 }
 
 /** host:port as the steps show it (IPv6 in brackets). */
-export const hostPort = (host: string, p: number): string => `${bracketed(host)}:${String(p)}`;

@@ -6,6 +6,7 @@ import { CAUSES } from '../api/causes.ts';
 import type { StatusProfile } from '../api/origin.ts';
 import { reasonPhrase, statusFor } from '../upstream/classify.ts';
 import type { Failure } from '../upstream/failure.ts';
+import { hostPort } from '../upstream/host-port.ts';
 
 export interface ErrorResponseOptions {
   readonly profile: StatusProfile;
@@ -57,16 +58,11 @@ export function proxyStatusMember(
   if (failure.alertId !== undefined) member += `; alert-id=${failure.alertId}`;
   if (opts.showDetails && failure.address !== undefined) {
     const a = failure.attempts.find((x) => x.address === failure.address);
-    const hop =
-      a === undefined || a.phase === 'dns' ? failure.address : `${formatHost(failure.address)}:${a.port}`;
+    const hop = a === undefined || a.phase === 'dns' ? failure.address : hostPort(failure.address, a.port);
     member += `; next-hop=${sfString(hop)}`;
   }
   member += `; details=${sfString(detailsText(failure, opts.showDetails))}`;
   return member;
-}
-
-function formatHost(address: string): string {
-  return address.includes(':') ? `[${address}]` : address;
 }
 
 type BodyKind = 'html' | 'json' | 'text';

@@ -51,20 +51,13 @@ function answerLocally(runtime: OriginRuntime, head: RequestHead, res: ServerRes
   runtime.metrics.answered(200);
 }
 
-/**
- * Refuses what a reverse proxy must not forward to this Origin. Returns true if
- * the request was answered. (CONNECT never gets here: the listener answers it.)
- */
-function refuse(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): boolean {
-  if (Number(req.headers['content-length'] ?? 0) > env.maxBodyBytes) {
-    env.clientError('body_too_large');
-    sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
-      connection: 'close',
-    });
-    return true;
-  }
-  return false;
-}
+/** A body over --max-request-body: 413, and the connection closes (the rest of the body is not read). */
+const tooLarge = (max: number): Refusal => ({
+  status: 413,
+  reason: 'body_too_large',
+  message: `Content Too Large: request body over ${max} bytes`,
+  close: true,
+});
 
 /** Refuses an upgrade to protocols the Origin does not allow; returns the protocol to ask for otherwise. */
 function upgradeProtocol(
@@ -117,7 +110,11 @@ function admit(env: ForwardEnv, req: IncomingMessage, res: ServerResponse): Orig
     refuseWith(env, res, policy);
     return undefined;
   }
-  return refuse(env, req, res) ? undefined : runtime;
+  if (Number(req.headers['content-length'] ?? 0) > env.maxBodyBytes) {
+    refuseWith(env, res, tooLarge(env.maxBodyBytes));
+    return undefined;
+  }
+  return runtime;
 }
 
 /**
@@ -176,10 +173,7 @@ function dispatch(ctx: RequestContext, headers: string[], body: PreparedBody): v
   // The client left (or stopped) mid-body: there is no one to answer and nothing to send.
   if (body.kind === 'gone') return;
   if (body.kind === 'too-large') {
-    env.clientError('body_too_large');
-    sendPlain(res, 413, `Content Too Large: request body over ${env.maxBodyBytes} bytes`, {
-      connection: 'close',
-    });
+    refuseWith(env, res, tooLarge(env.maxBodyBytes));
     return;
   }
   const release = body.kind === 'none' ? undefined : body.release;

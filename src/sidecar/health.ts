@@ -8,6 +8,7 @@ import type { CheckState, EvidenceSource, FailureDetail } from '../api/report.ts
 import type { AddressRecord, AddressState } from '../upstream/address-book.ts';
 import { isConnectPhase } from '../upstream/classify.ts';
 import type { Failure } from '../upstream/failure.ts';
+import { hostPort } from '../upstream/host-port.ts';
 
 export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
 
@@ -15,9 +16,9 @@ export type HealthState = 'Unknown' | 'Reachable' | 'Unreachable';
 export type LastFailure = FailureDetail;
 
 /** host:port as the report schema wants it (IPv6 in brackets); a name alone for DNS failures. */
-function hostPort(address: string, port: number | undefined): string {
+function reportAddress(address: string, port: number | undefined): string {
   if (port === undefined) return address;
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  return hostPort(address, port);
 }
 
 export interface HealthSnapshot {
@@ -184,7 +185,7 @@ export class OriginHealth extends EventEmitter<HealthEvents> {
       errno: counted.code,
       ...(counted.rcode === undefined ? {} : { rcode: counted.rcode }),
       ...(counted.alertId === undefined ? {} : { alertId: counted.alertId }),
-      ...(counted.address === undefined ? {} : { address: hostPort(counted.address, attempt?.port) }),
+      ...(counted.address === undefined ? {} : { address: reportAddress(counted.address, attempt?.port) }),
       attempts: counted.attempts.length,
       elapsedMs: Math.round(counted.elapsedMs),
       hint: CAUSES[counted.cause].hint,

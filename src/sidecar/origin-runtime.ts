@@ -15,6 +15,7 @@ import type { OriginManifest, UpstreamTLS } from '../api/origin.ts';
 import type { RequestPolicy } from '../api/traffic.ts';
 import { AddressBook } from '../upstream/address-book.ts';
 import { type ConnectTarget, undiciConnector } from '../upstream/connector.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import { tolerateUnsolicitedContinue } from '../upstream/informational.ts';
 import type { Resolver } from '../upstream/resolver.ts';
 import type { ErrorResponseOptions } from './error-response.ts';
@@ -86,7 +87,7 @@ export class OriginRuntime implements Routable {
     this.metrics = new OriginMetrics(deps.metrics, this.key);
     // A client without Host (HTTP/1.0) gets the origin's own name, never undici's nominal one.
     this.hostOverride = spec.upstream.hostHeader;
-    this.defaultHost = `${spec.upstream.host.includes(':') ? `[${spec.upstream.host}]` : spec.upstream.host}:${spec.upstream.port}`;
+    this.defaultHost = hostPort(spec.upstream.host, spec.upstream.port);
     // Loop detection must recognise every sidecar of this Origin, and only those.
     this.cdnId = `originguard-${createHash('sha256').update(this.key).digest('hex').slice(0, 12)}`;
     this.responseTimeoutMs = parseDuration(spec.timeouts.response);

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { Phase } from '../api/causes.ts';
 import { isConnectPhase } from '../upstream/classify.ts';
 import type { Failure } from '../upstream/failure.ts';
+import { hostPort } from '../upstream/host-port.ts';
 import { isOriginFailure } from './blame.ts';
 import { buildErrorResponse } from './error-response.ts';
 import type { OriginRuntime } from './origin-runtime.ts';
@@ -129,7 +130,7 @@ function logFailure(ctx: RequestContext, failure: Failure, status: number): void
       alertId: failure.alertId,
       address: failure.address,
       attempts: failure.attempts.map(
-        (a) => `${a.address}:${a.port} ${a.phase} ${a.cause} ${a.code} ${Math.round(a.elapsedMs)}ms`,
+        (a) => `${hostPort(a.address, a.port)} ${a.phase} ${a.cause} ${a.code} ${Math.round(a.elapsedMs)}ms`,
       ),
       elapsedMs: Math.round(performance.now() - ctx.started),
       method: ctx.req.method,
