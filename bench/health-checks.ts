@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '../hack/net.ts';
+import { metricsAt } from '../hack/prom-text.ts';
 import { groupCpuSeconds, groupRss, start, stop, stopAll } from './lib/processes.ts';
 
 const root = new URL('../', import.meta.url).pathname;
@@ -95,9 +96,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** The V8 heap in use, from the sidecar's own /metrics (prom-client's default metrics). */
 async function heapUsedMb(admin: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
-  const m = /^originguard_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
-  return Number(m?.[1] ?? Number.NaN) / 2 ** 20;
+  const heap = (await metricsAt(admin)).find((m) => m.name === 'originguard_nodejs_heap_size_used_bytes');
+  return (heap?.value ?? Number.NaN) / 2 ** 20;
 }
 
 async function measure(setting: Setting, dir: string): Promise<Result> {
@@ -172,7 +172,7 @@ try {
     ...results.map((r) => {
       const cpuDelta = r.cpuPercent - (peer?.cpuPercent ?? 0);
       const heapDelta = r.heapMb - (peer?.heapMb ?? 0);
-      return `| ${r.setting.name} | ${r.cpuPercent.toFixed(2)} % of a core | ${r === peer ? '-' : `+${cpuDelta.toFixed(2)} pts`} | ${r.heapMb.toFixed(1)} MB | ${r === peer ? '-' : `${heapDelta >= 0 ? '+' : ''}${heapDelta.toFixed(1)} MB`} | ${r.rssMb.toFixed(1)} MB | ${r.connectionsPerS.toFixed(1)} | ${r.requestsPerS.toFixed(1)} | ${r.setting.expected.toFixed(1)} |`;
+      return `| ${r.setting.name} | ${r.cpuPercent.toFixed(2)} % of a core | ${r === peer ? '-' : `${cpuDelta >= 0 ? '+' : ''}${cpuDelta.toFixed(2)} pts`} | ${r.heapMb.toFixed(1)} MB | ${r === peer ? '-' : `${heapDelta >= 0 ? '+' : ''}${heapDelta.toFixed(1)} MB`} | ${r.rssMb.toFixed(1)} MB | ${r.connectionsPerS.toFixed(1)} | ${r.requestsPerS.toFixed(1)} | ${r.setting.expected.toFixed(1)} |`;
     }),
     '',
   ];

@@ -12,14 +12,15 @@
 // process's own start-to-ready is the sidecar's sinceProcessStartMs log field.
 // Operator: against a local control plane (admin credentials, CRDs applied),
 // until /readyz answers 200 (caches synced, webhook certificate loaded).
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { startControlPlane } from '../hack/control-plane.ts';
+import { kubectlFor } from '../hack/local-install.ts';
 import { freePort } from '../hack/net.ts';
 import { IMAGE, POD_LIKE, PODMAN_ENV, podman } from '../hack/podman.ts';
 import { mutatingWebhookConfiguration } from '../src/operator/manifests.ts';
@@ -28,23 +29,9 @@ const root = new URL('../', import.meta.url).pathname;
 const { values: flags } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
 const runs = Number(flags.runs);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const execFileAsync = promisify(execFile);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
-const run = (cmd: string, args: string[]) =>
-  new Promise<string>((resolve, reject) => {
-    const child = spawn(cmd, args, { env: PODMAN_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    child.on('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')}: ${err}`)),
-    );
-  });
 
 /** Bytes of the image as the store holds it, and of its layers gzip-compressed (a registry's size). */
 async function sizes(image: string, dir: string): Promise<{ uncompressed: number; compressed: number }> {
@@ -79,7 +66,7 @@ async function timeContainer(name: string, flags: string[], args: string[], port
   const ownTmp = flags.some((f) => f.includes(':/tmp:'));
   const pod = POD_LIKE.filter((f) => !(ownTmp && f.startsWith('--tmpfs=/tmp')));
   const t0 = performance.now();
-  await run('podman', ['run', '--detach', `--name=${name}`, ...pod, ...flags, IMAGE, ...args]);
+  await podman(['run', '--detach', `--name=${name}`, ...pod, ...flags, IMAGE, ...args]);
   try {
     await untilReady(port, name);
     const readyMs = performance.now() - t0;
@@ -95,7 +82,9 @@ const origin = createServer((_req, res) => res.end('ok\n'));
 const originPort = await freePort();
 await new Promise<void>((resolve) => origin.listen(originPort, '127.0.0.1', resolve));
 try {
-  const base = (await run('bash', [join(root, 'hack/image-base.sh')])).trim();
+  const base = (
+    await execFileAsync('bash', [join(root, 'hack/image-base.sh')], { env: PODMAN_ENV })
+  ).stdout.trim();
   const image = await sizes(IMAGE, work);
   const baseSize = await sizes(base, work);
 
@@ -146,20 +135,7 @@ try {
   const cp = await startControlPlane({ log: () => {} });
   const operatorRuns: number[] = [];
   try {
-    const kubectl = (args: string[], input?: string) =>
-      new Promise<string>((resolve, reject) => {
-        const child = spawn(cp.binaries.kubectl, args, {
-          env: { ...process.env, KUBECONFIG: cp.kubeconfig },
-        });
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-        });
-        child.on('exit', (code) =>
-          code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}`)),
-        );
-        child.stdin.end(input ?? '');
-      });
+    const kubectl = kubectlFor(cp);
     await kubectl(['apply', '--server-side', '-f', join(root, 'crds')]);
     await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
     await kubectl(['create', 'namespace', 'og-bench']);

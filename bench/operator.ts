@@ -14,12 +14,14 @@
 //   node bench/operator.ts --sizes 300 --no-peer (a quick look)
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../hack/control-plane.ts';
 import { ensureNamespace, installLocally, kubectlFor } from '../hack/local-install.ts';
+import { metricsAt, sumOf } from '../hack/prom-text.ts';
 import { BUNDLE_CLI, type OperatorProcess, startOperator } from '../hack/run-operator.ts';
 import { KubeClient } from '../src/kube/client.ts';
 import { loadKubeConfig } from '../src/kube/kubeconfig.ts';
@@ -36,7 +38,6 @@ import {
 import { type OperatorBench, operatorMarkdown, type SizeResult } from './lib/operator-report.ts';
 import { buildPeer, holdLease } from './lib/peer-build.ts';
 import { cpuSecondsOf, MiB, sampleRssOf } from './lib/pid-stats.ts';
-import { parseMetrics, type Sample, sumOf } from './lib/prom-text.ts';
 import { reconcileCost } from './lib/reconcile-cost.ts';
 import { webhookBurst } from './lib/webhook-burst.ts';
 
@@ -62,6 +63,13 @@ if (flags.help) {
       '         [--concurrency 16] [--resync 60s] [--peer <git ref> | --no-peer] [--out DIR]\n',
   );
   process.exit(0);
+}
+// BUNDLE_CLI (bin/originguard.js) falls back to the TypeScript sources when there is no build.
+if (!existsSync(join(root, 'dist', 'originguard.mjs'))) {
+  process.stderr.write(
+    'bench/operator.ts: no dist/originguard.mjs; run npm run build (npm run bench:operator does)\n',
+  );
+  process.exit(2);
 }
 const sizes = flags.sizes.split(',').map(Number);
 const layout: Layout = {
@@ -89,11 +97,6 @@ const cleanup = async () => {
 };
 process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
-async function metricsOf(port: number): Promise<Sample[]> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return parseMetrics(await res.text());
-}
-
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
   let failure = '';
@@ -110,10 +113,12 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
   return performance.now() - t0;
 }
 
-/** Spawn → /readyz 200, polled every 20 ms. */
+/** Spawn → /readyz 200, polled every 20 ms (for at most a minute). */
 async function readyzAfter(op: OperatorProcess, spawnedAt: number): Promise<number> {
   for (;;) {
     if (op.child.exitCode !== null) throw new Error(`operator exited:\n${op.tail()}`);
+    if (performance.now() - spawnedAt > 60_000)
+      throw new Error(`operator not ready after 60 s:\n${op.tail()}`);
     const res = await fetch(`http://127.0.0.1:${op.healthPort}/readyz`).catch(() => undefined);
     await res?.body?.cancel();
     if (res?.status === 200) return performance.now() - spawnedAt;
@@ -222,7 +227,7 @@ try {
     const settlePeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
     await sleep(10_000);
     r.rssAfterLoad = mib(settle.stop().median);
-    const m = await metricsOf(ours().metricsPort);
+    const m = await metricsAt(ours().metricsPort);
     r.heapUsed = mib(sumOf(m, 'originguard_operator_nodejs_heap_size_used_bytes'));
     r.heapTotal = mib(sumOf(m, 'originguard_operator_nodejs_heap_size_total_bytes'));
     r.external = mib(sumOf(m, 'originguard_operator_nodejs_external_memory_bytes'));
@@ -232,12 +237,12 @@ try {
 
     // A relist of every pod informer (both operators relist every --resync, ±20 %).
     const relists = async (op: OperatorProcess) =>
-      sumOf(await metricsOf(op.metricsPort), 'originguard_operator_watch_restarts_total', {
+      sumOf(await metricsAt(op.metricsPort), 'originguard_operator_watch_restarts_total', {
         resource: 'pods',
         reason: 'relist',
       });
     const podPaths = async (op: OperatorProcess) =>
-      Math.max(1, sumOf(await metricsOf(op.metricsPort), 'originguard_operator_pod_watch_namespaces'));
+      Math.max(1, sumOf(await metricsAt(op.metricsPort), 'originguard_operator_pod_watch_namespaces'));
     const relistOurs = sampleRssOf(() => ours().child.pid ?? 0);
     const relistPeer = peer ? sampleRssOf(() => peer?.child.pid ?? 0) : undefined;
     const [ours0, peer0, paths] = await Promise.all([
@@ -307,7 +312,7 @@ try {
     r.restartReadyzMs = await readyzAfter(restarted, spawnedAt);
     await until(
       'caches synced (leading)',
-      async () => sumOf(await metricsOf(restarted.metricsPort), 'originguard_operator_leader') === 1,
+      async () => sumOf(await metricsAt(restarted.metricsPort), 'originguard_operator_leader') === 1,
       60_000,
     );
     r.restartSyncedMs = performance.now() - spawnedAt;
@@ -333,7 +338,7 @@ try {
   const bench: OperatorBench = {
     date: new Date().toISOString(),
     git: commit,
-    loadavg: (await import('node:os')).loadavg(),
+    loadavg: loadavg(),
     layout,
     burst,
     resync: flags.resync,

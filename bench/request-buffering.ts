@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nginxPlainProxy } from './lib/nginx.ts';
 import { groupRss, type Started, start, stopAll } from './lib/processes.ts';
-import { freePort, originguardConfig, pollUntil } from './lib/subjects.ts';
+import { freePort, pollUntil, startOriginguard } from './lib/subjects.ts';
 import { ensureTools } from './lib/tools.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,38 +62,6 @@ interface Subject {
   readonly name: string;
   readonly proc: Started;
   readonly port: number;
-}
-
-async function startOriginguard(
-  dir: string,
-  cli: string,
-  name: string,
-  upstream: number,
-  buffer: number,
-): Promise<Subject> {
-  const port = await freePort();
-  const admin = await freePort();
-  const config = join(dir, `${name}.yaml`);
-  writeFileSync(
-    config,
-    originguardConfig(port, { host: '127.0.0.1', port: upstream }, [`request: {bodyBufferBytes: ${buffer}}`]),
-  );
-  const args = [
-    cli,
-    'sidecar',
-    '--config',
-    config,
-    '--admin-port',
-    String(admin),
-    '--admin-address',
-    '127.0.0.1',
-  ];
-  const proc = start(name, process.execPath, [...args, '--log-level', 'warn'], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-  await pollUntil(admin, '/readyz', (s) => s === 200, performance.now(), 15_000, proc);
-  return { name, proc, port };
 }
 
 /** Opens `n` uploads that stop one byte short; resolves the function that finishes them all. */
@@ -172,14 +140,15 @@ async function main(): Promise<void> {
         s = { name: `nginx (${nginx?.version.replace('nginx version: ', '')})`, proc, port };
       } else {
         const buffer = subject === 'originguard' ? 65536 : 0;
-        s = await startOriginguard(
-          dir,
-          flags['originguard-cli'],
+        const og = await startOriginguard(
+          { dir, root: ROOT, originguardCli: flags['originguard-cli'] },
           subject.replace(' ', '-'),
-          origin.port,
-          buffer,
+          { host: '127.0.0.1', port: origin.port },
+          [],
+          [`request: {bodyBufferBytes: ${buffer}}`],
         );
-        s = { ...s, name: `${subject} (bodyBufferBytes: ${buffer})` };
+        await pollUntil(og.adminPort, '/readyz', (st) => st === 200, performance.now(), 15_000, og.proc);
+        s = { name: `${subject} (bodyBufferBytes: ${buffer})`, proc: og.proc, port: og.port };
       }
       results.push(await measure(s, origin, n, size));
       await stopAll();

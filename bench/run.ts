@@ -18,6 +18,7 @@ import {
   cpuJiffies,
   groupCpuSeconds,
   groupRss,
+  runToEnd,
   sampleRss,
   setUpPinning,
   start,
@@ -28,6 +29,8 @@ import {
   computeTargets,
   consoleReport,
   markdownReport,
+  mb,
+  medianBy,
   type Results,
   type SubjectResult,
 } from './lib/report.ts';
@@ -70,7 +73,6 @@ const HELP = `Usage: node bench/run.ts [options]   (npm run bench builds dist/ f
 const FIXED_RATE_CONNECTIONS = 16;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
 const { values: opt } = parseArgs({
@@ -87,7 +89,7 @@ const { values: opt } = parseArgs({
     'ws-connections': { type: 'string', default: '50' },
     'ws-tunnels': { type: 'string', default: '1000' },
     origin: { type: 'string', default: 'nginx' },
-    'originguard-cli': { type: 'string' },
+    'originguard-cli': { type: 'string', default: 'dist/originguard.mjs' },
     'no-install': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results' },
     help: { type: 'boolean', default: false },
@@ -125,16 +127,9 @@ async function fixedRate(port: number): Promise<FixedRateResult> {
     '--connections',
     String(FIXED_RATE_CONNECTIONS),
   ];
-  const p = start('fixed-rate client', process.execPath, args, { cpu: LOAD_CPU });
-  const bound = new Promise<string>((r) =>
-    setTimeout(() => r('timeout'), (durationS + warmupS + 20) * 1000).unref(),
-  );
-  const code = await Promise.race([p.exited, bound]);
-  if (code !== '0') {
-    await stop(p);
-    throw new Error(`fixed-rate client ended with ${code}: ${p.output()}`);
-  }
-  return JSON.parse(p.stdout()) as FixedRateResult;
+  const boundMs = (durationS + warmupS + 20) * 1000;
+  const out = await runToEnd('fixed-rate client', process.execPath, args, { cpu: LOAD_CPU }, boundMs);
+  return JSON.parse(out) as FixedRateResult;
 }
 
 interface Live {
@@ -192,17 +187,11 @@ async function saturate(l: Live, warmUp: boolean): Promise<void> {
   l.saturations.push({ ...wrk, proxyCores, cpuBusy: busy });
 }
 
-/** The round with the median value (the lower middle one for an even count). */
-function median<T>(items: readonly T[], key: (t: T) => number): T | undefined {
-  const sorted = [...items].sort((a, b) => key(a) - key(b));
-  return sorted[Math.floor((sorted.length - 1) / 2)];
-}
-
 function finish(l: Live): SubjectResult {
   const r = l.result;
-  const sat = median(l.saturations, (s) => s.requestsPerSec);
+  const sat = medianBy(l.saturations, (s) => s.requestsPerSec);
   if (sat) r.saturation = sat;
-  const fr = median(l.fixedRates, (f) => f.serviceMs.p99);
+  const fr = medianBy(l.fixedRates, (f) => f.serviceMs.p99);
   if (fr) r.fixedRate = fr;
   if (l.run.proc && l.maxRss > 0) r.loadedRssMb = mb(l.maxRss);
   r.rounds = {
@@ -283,12 +272,6 @@ async function failureScenarios(ctx: BenchContext, ogSkipped: string | undefined
   return out;
 }
 
-/** The built CLI: the esbuild bundle if there is one, else tsc's output. */
-function originguardCli(): string {
-  if (opt['originguard-cli']) return opt['originguard-cli'];
-  return ['dist/originguard.mjs'].find((p) => existsSync(resolve(root, p))) ?? 'dist/originguard.mjs';
-}
-
 function git(): { commit: string; dirty: boolean } {
   const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' });
   const st = spawnSync('git', ['status', '--porcelain', '--', 'src', 'bench'], {
@@ -362,7 +345,7 @@ async function main(): Promise<number> {
     dir,
     root,
     originPort: await freePort(),
-    originguardCli: originguardCli(),
+    originguardCli: opt['originguard-cli'],
   };
   const loadavgStart = loadavg().map((v) => Math.round(v * 100) / 100);
   const subjects: SubjectResult[] = [];

@@ -6,15 +6,18 @@
 // after 10 requests through the sidecar.
 //
 //   npm run bench:modes            (npm run build && node bench/sidecar-modes.ts [--runs 5])
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../hack/control-plane.ts';
+import { ensureNamespace, kubectlFor } from '../hack/local-install.ts';
 import { freePort } from '../hack/net.ts';
 import { podEnv, writeLabels } from '../hack/pod-files.ts';
+import { rssBytes } from '../hack/supervisor.ts';
 import { sidecarRoleBinding } from '../src/operator/manifests.ts';
 
 const root = new URL('../', import.meta.url).pathname;
@@ -24,8 +27,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A plain origin on loopback answering 200 to everything. */
 async function startOrigin(): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((_req, res) => res.end('ok\n'));
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
   return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -34,27 +37,11 @@ const cp = await startControlPlane({ log: () => {} });
 const dir = await mkdtemp(join(tmpdir(), 'og-measure-'));
 const origin = await startOrigin();
 try {
-  const kubectl = (args: string[], input?: string) =>
-    new Promise<string>((resolve, reject) => {
-      const child = execFile(
-        cp.binaries.kubectl,
-        args,
-        { env: { ...process.env, KUBECONFIG: cp.kubeconfig } },
-        (err, stdout, stderr) =>
-          err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`)) : resolve(stdout),
-      );
-      child.stdin?.end(input ?? '');
-    });
+  const kubectl = kubectlFor(cp);
   await kubectl(['apply', '--server-side', '-f', join(root, 'crds')]);
   await kubectl(['wait', '--for=condition=Established', 'crd', '--all', '--timeout=60s']);
   await kubectl(['apply', '--server-side', '-f', join(root, 'deploy')]);
-  await kubectl(['create', 'namespace', 'measure']);
-  for (
-    let i = 0;
-    i < 100 && !(await kubectl(['get', 'sa', '-n', 'measure']).catch(() => '')).includes('default');
-    i++
-  )
-    await sleep(200);
+  await ensureNamespace(cp, 'measure');
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -110,16 +97,19 @@ spec:
         () => false,
       );
       if (ok) break;
+      if (child.exitCode !== null || performance.now() - t0 > 30_000) {
+        child.kill('SIGKILL');
+        throw new Error(`${mode} sidecar not ready (exit code ${child.exitCode})`);
+      }
       await sleep(5);
     }
     const readyMs = performance.now() - t0;
-    const rss = async () =>
-      Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
+    const rss = () => rssBytes(child.pid ?? 0) / 2 ** 20;
     await sleep(1000);
-    const idle1s = await rss();
+    const idle1s = rss();
     for (let i = 0; i < 10; i++) await (await fetch(`http://127.0.0.1:${listen}/`)).text();
     await sleep(10_000);
-    const idle10s = await rss();
+    const idle10s = rss();
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     return { readyMs, idle1s, idle10s };

@@ -8,9 +8,9 @@ import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePorts } from './net.ts';
 import {
   ControlPlaneError,
-  freePorts,
   type ProcessInfo,
   rssBytes,
   type Started,

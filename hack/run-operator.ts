@@ -2,9 +2,9 @@
 // plane, as it runs in a pod: real flags, real signals, its probes and metrics
 // on loopback ports, its log lines kept for assertions and failure messages.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { request } from 'undici';
 import { collectJsonLines, waitForReadyz } from './child-output.ts';
 import { freePort } from './net.ts';
+import { metricsAt, sumOf } from './prom-text.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 /** The built artifact as the image runs it (npm run build first): `command: [process.execPath, BUNDLE_CLI]`. */
@@ -94,18 +94,7 @@ export async function startOperator(opts: OperatorProcessOptions): Promise<Opera
     tail,
     waitReady: (timeoutMs = 30_000) => waitForReadyz('operator', child, healthPort, tail, timeoutMs),
     async metric(name, labels = {}) {
-      const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
-      const text = await res.body.text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        const m = /^([a-z_:]+)(\{([^}]*)\})? ([-0-9.e+]+)$/.exec(line);
-        if (m === null || m[1] !== name) continue;
-        const set = Object.fromEntries(
-          [...(m[3] ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
-        );
-        if (Object.entries(labels).every(([k, v]) => set[k] === v)) sum += Number(m[4]);
-      }
-      return sum;
+      return sumOf(await metricsAt(metricsPort), name, labels);
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);

@@ -3,7 +3,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 /** The one error the harness throws; `code` says which step failed. */
@@ -168,27 +167,6 @@ export function startWatchdog(dir: string): Watchdog {
       stdin?.end();
     },
   };
-}
-
-/** Asks the kernel for `n` distinct free ports on 127.0.0.1. */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((res, rej) => {
-          const s = createServer();
-          s.once('error', rej);
-          s.listen(0, '127.0.0.1', () => res(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => {
-    const addr = s.address();
-    return typeof addr === 'object' && addr !== null ? addr.port : 0;
-  });
-  await Promise.all(servers.map((s) => new Promise((res) => s.close(res))));
-  return ports;
 }
 
 /** Resident memory of `pid` in bytes, 0 if it is gone. */

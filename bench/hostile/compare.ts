@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nginxPlainProxy } from '../lib/nginx.ts';
 import { type Started, start, stopAll } from '../lib/processes.ts';
-import { freePort, originguardConfig, pollUntil } from '../lib/subjects.ts';
+import { freePort, pollUntil, startOriginguard as startSidecar } from '../lib/subjects.ts';
 import { ensureTools } from '../lib/tools.ts';
 import { CLASSES, HOST, type HostileCase, type Outcome } from './case.ts';
 import { RecordingOrigin } from './recording-origin.ts';
@@ -45,22 +45,12 @@ interface Row {
 
 async function startOriginguard(dir: string, cli: string): Promise<Subject & { adminPort: number }> {
   const origin = await RecordingOrigin.start();
-  const port = await freePort();
-  const adminPort = await freePort();
-  const config = join(dir, 'originguard.yaml');
-  writeFileSync(
-    config,
-    originguardConfig(port, { host: '127.0.0.1', port: origin.port }, [`hosts: [${HOST}]`]),
-  );
-  const args = [cli, 'sidecar', '--config', config, '--admin-port', String(adminPort)];
-  const proc = start(
+  const { port, adminPort, proc } = await startSidecar(
+    { dir, root: ROOT, originguardCli: cli },
     'originguard',
-    process.execPath,
-    [...args, '--admin-address', '127.0.0.1', '--log-level', 'error'],
-    {
-      cwd: ROOT,
-      env: { ...process.env, NODE_ENV: 'production' },
-    },
+    { host: '127.0.0.1', port: origin.port },
+    ['--log-level', 'error'],
+    [`hosts: [${HOST}]`],
   );
   await pollUntil(adminPort, '/readyz', (s) => s === 200, performance.now(), 15_000, proc);
   return { name: 'originguard', port, origin, proc, adminPort };

@@ -4,6 +4,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { rssBytes } from '../../hack/supervisor.ts';
+import { procStat } from './pid-stats.ts';
 
 export interface Started {
   readonly name: string;
@@ -87,6 +89,27 @@ export function start(
   return started;
 }
 
+/**
+ * Runs a command (a load generator) to its end and returns its stdout; throws with
+ * its output when it exits non-zero or is still running after boundMs.
+ */
+export async function runToEnd(
+  name: string,
+  command: string,
+  args: readonly string[],
+  opts: StartOptions,
+  boundMs: number,
+): Promise<string> {
+  const p = start(name, command, args, opts);
+  const bound = new Promise<string>((r) => setTimeout(() => r('timeout'), boundMs).unref());
+  const code = await Promise.race([p.exited, bound]);
+  if (code !== '0') {
+    await stop(p);
+    throw new Error(`${name} ended with ${code}: ${p.output()}`);
+  }
+  return p.stdout();
+}
+
 /** SIGTERM to the process group, SIGKILL after graceMs. */
 export async function stop(p: Started, graceMs = 2000): Promise<void> {
   if (!live.has(p.pid)) return;
@@ -127,24 +150,20 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-/** Resident set size in bytes of every process in the group led by pid (nginx: master + workers). */
-export function groupRss(pid: number): number {
-  let total = 0;
+/** Every process in the group led by pid (nginx: master + workers), with the CPU it has used. */
+function groupMembers(pid: number): { pid: number; cpuSeconds: number }[] {
+  const out: { pid: number; cpuSeconds: number }[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // Field 5 (pgrp) follows "pid (comm) state ppid"; comm may hold spaces, so split after ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) !== pid) continue;
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      const m = /VmRSS:\s+(\d+) kB/.exec(status);
-      if (m?.[1]) total += Number(m[1]) * 1024;
-    } catch {
-      // process ended while reading
-    }
+    const stat = procStat(entry);
+    if (stat?.pgrp === pid) out.push({ pid: Number(entry), cpuSeconds: stat.cpuSeconds });
   }
-  return total;
+  return out;
+}
+
+/** Resident set size in bytes of every process in the group led by pid (nginx: master + workers). */
+export function groupRss(pid: number): number {
+  return groupMembers(pid).reduce((total, p) => total + rssBytes(p.pid), 0);
 }
 
 /** Samples groupRss every intervalMs until the returned stop() is called; stop() gives the maximum. */
@@ -161,19 +180,7 @@ export function sampleRss(pid: number, intervalMs = 250): () => number {
 
 /** User+system CPU seconds used so far by every process in the group led by pid. */
 export function groupCpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After ')': state(0) ppid(1) pgrp(2) ... utime(11) stime(12)
-      if (Number(f[2]) === pid) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks / 100; // USER_HZ is 100 on Linux
+  return groupMembers(pid).reduce((total, p) => total + p.cpuSeconds, 0);
 }
 
 /** Busy and total jiffies per CPU, from /proc/stat. */

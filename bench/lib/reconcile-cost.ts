@@ -4,9 +4,10 @@
 // out. The median of a dozen runs is robust to a garbage collection or a busy CPU
 // landing on one of them. Measured for an Origin in a namespace that never grows
 // and one in a namespace that grows with the cluster.
+
+import { metricsAt, sumOf } from '../../hack/prom-text.ts';
 import type { OperatorProcess } from '../../hack/run-operator.ts';
 import { type KubeClient, resourcePath } from '../../src/kube/client.ts';
-import { parseMetrics, sumOf } from './prom-text.ts';
 
 const SECONDS = 'originguard_operator_reconcile_duration_seconds';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +28,7 @@ export async function reconcileCost(
     name,
   });
   const read = async () => {
-    const m = parseMetrics(await (await fetch(`http://127.0.0.1:${op.metricsPort}/metrics`)).text());
+    const m = await metricsAt(op.metricsPort);
     const labels = { controller: 'status' };
     return { sum: sumOf(m, `${SECONDS}_sum`, labels), count: sumOf(m, `${SECONDS}_count`, labels) };
   };

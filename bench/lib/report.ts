@@ -52,6 +52,15 @@ export interface Results {
   warnings: string[];
 }
 
+/** Bytes as MB with one decimal, as the results record RSS. */
+export const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+
+/** The round with the median value (the lower middle one for an even count). */
+export function medianBy<T>(items: readonly T[], key: (t: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
 /** Fixed digits without trailing zeros after the decimal point (never strips an integer's zeros). */
 function f(v: number | undefined, digits = 2): string {
   if (v === undefined || Number.isNaN(v)) return '–';

@@ -1,7 +1,8 @@
 // Helpers of the scale benchmark: the API server's own request and watch-event counters (its /metrics), so writes and
 // fan-out are counted where they land, not where we think we sent them.
+
+import { parseMetrics } from '../../hack/prom-text.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
-import { parseMetrics } from './prom-text.ts';
 
 export interface Counters {
   /** Writes to OriginReports (apply, patch, create, update, delete). */

@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { freePort as freeLoopbackPort } from '../../hack/net.ts';
 import { buildRequest, HttpConnection } from './http-client.ts';
 import { nginxProxy, ORIGIN_BODY } from './nginx.ts';
 import { type Started, start } from './processes.ts';
@@ -35,12 +36,8 @@ export interface BenchContext {
 /** A loopback port that nothing listens on: the kernel's pick, then checked to refuse connections. */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 10; attempt++) {
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen({ host: '127.0.0.1', port: 0 }, r));
-    const address = server.address();
-    await new Promise((r) => server.close(r));
-    if (typeof address !== 'object' || !address) throw new Error('no port');
-    if (await refuses(address.port)) return address.port;
+    const port = await freeLoopbackPort();
+    if (await refuses(port)) return port;
   }
   throw new Error('no free loopback port after 10 attempts');
 }
@@ -79,17 +76,21 @@ spec:
 ${extra.map((l) => `  ${l}\n`).join('')}`;
 }
 
-/** Starts `originguard sidecar` on CPU 1 with a one-Origin config file. */
+/**
+ * Starts `originguard sidecar` on CPU 1 with a one-Origin config file; `extraArgs`
+ * come last (a later --log-level wins), `spec` adds lines to the Origin's spec.
+ */
 export async function startOriginguard(
-  ctx: BenchContext,
+  ctx: Pick<BenchContext, 'dir' | 'root' | 'originguardCli'>,
   name: string,
   upstream: UpstreamSpec,
   extraArgs: readonly string[] = [],
-): Promise<Running> {
+  spec: readonly string[] = [],
+): Promise<Running & { adminPort: number; proc: Started }> {
   const port = await freePort();
   const adminPort = await freePort();
   const config = join(ctx.dir, `${name}.yaml`);
-  writeFileSync(config, originguardConfig(port, upstream));
+  writeFileSync(config, originguardConfig(port, upstream, spec));
   const args = [
     ctx.originguardCli,
     'sidecar',

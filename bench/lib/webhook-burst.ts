@@ -6,19 +6,20 @@
 // Also the event-loop delay p99 of the operator (and of the peer) over the burst.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { OperatorProcess } from '../../hack/run-operator.ts';
-import type { KubeClient } from '../../src/kube/client.ts';
-import { createPods, type Layout, namespaceName, originName } from './cluster-load.ts';
 import {
   histogramDelta,
   histogramOf,
+  metricsAt,
   observations,
   parseMetrics,
   quantile,
-  type Sample,
   shareAtOrBelow,
   sumOf,
-} from './prom-text.ts';
+} from '../../hack/prom-text.ts';
+import type { OperatorProcess } from '../../hack/run-operator.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
+import { createPods, type Layout, namespaceName, originName } from './cluster-load.ts';
+import { percentile } from './http-client.ts';
 
 const PROBE = fileURLToPath(new URL('./webhook-probe.ts', import.meta.url));
 const OWN = 'originguard_operator_webhook_review_duration_seconds';
@@ -36,14 +37,8 @@ export interface BurstResult {
   peerEventLoopP99Ms: number | undefined;
 }
 
-const metricsOf = async (port: number): Promise<Sample[]> =>
-  parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
 const apiMetrics = async (admin: KubeClient) =>
   parseMetrics(await (await admin.send('GET', '/metrics')).text());
-
-function percentile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN;
-}
 
 /** Creates pods [from, from + count) with `concurrency` in flight while the probe runs. */
 export async function webhookBurst(o: {
@@ -68,14 +63,14 @@ export async function webhookBurst(o: {
     probe.once('close', () => resolve(out === '' ? [] : (JSON.parse(out) as number[]))),
   );
   // Reading the event-loop delay resets it: what the next read says covers the burst.
-  const [before, apiBefore] = await Promise.all([metricsOf(o.ours.metricsPort), apiMetrics(o.admin)]);
-  if (o.peer) await metricsOf(o.peer.metricsPort);
+  const [before, apiBefore] = await Promise.all([metricsAt(o.ours.metricsPort), apiMetrics(o.admin)]);
+  if (o.peer) await metricsAt(o.peer.metricsPort);
   const podsPerSec = await createPods(o.admin, o.layout, o.from, o.from + o.count, o.concurrency);
   probe.stdin.end();
   const [after, apiAfter, peerAfter] = await Promise.all([
-    metricsOf(o.ours.metricsPort),
+    metricsAt(o.ours.metricsPort),
     apiMetrics(o.admin),
-    o.peer ? metricsOf(o.peer.metricsPort) : undefined,
+    o.peer ? metricsAt(o.peer.metricsPort) : undefined,
   ]);
   // The first request also paid for the TLS handshake.
   const times = (await probed).slice(1).sort((a, b) => a - b);

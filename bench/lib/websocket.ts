@@ -4,7 +4,8 @@
 // takes per idle open tunnel (RSS delta with 1,000 tunnels held open).
 import { join } from 'node:path';
 import { nginxWsProxy } from './nginx.ts';
-import { groupCpuSeconds, groupRss, type Started, start, stop } from './processes.ts';
+import { groupCpuSeconds, groupRss, runToEnd, type Started, start, stop } from './processes.ts';
+import { mb, medianBy } from './report.ts';
 import { type BenchContext, freePort, LOAD_CPU, PROXY_CPU, pollUntil, startOriginguard } from './subjects.ts';
 
 export type WsPathId = 'direct' | 'nginx' | 'originguard';
@@ -42,7 +43,6 @@ const PATHS: readonly { id: WsPathId; label: string }[] = [
 ];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mb = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 const ok = (status: number) => status === 200;
 
 interface Live {
@@ -56,14 +56,10 @@ interface Live {
 /** Runs bench/lib/ws-load.ts on the load CPU and parses its JSON line. */
 async function wsLoad(ctx: BenchContext, port: number, args: string[], boundS: number): Promise<WsLoad> {
   const script = join(ctx.root, 'bench/lib/ws-load.ts');
-  const p = start('ws-load', process.execPath, [script, '--port', String(port), ...args], { cpu: LOAD_CPU });
-  const bound = new Promise<string>((r) => setTimeout(() => r('timeout'), boundS * 1000).unref());
-  const code = await Promise.race([p.exited, bound]);
-  if (code !== '0') {
-    await stop(p);
-    throw new Error(`ws-load ended with ${code}: ${p.output()}`);
-  }
-  return JSON.parse(p.stdout()) as WsLoad;
+  const argv = [script, '--port', String(port), ...args];
+  return JSON.parse(
+    await runToEnd('ws-load', process.execPath, argv, { cpu: LOAD_CPU }, boundS * 1000),
+  ) as WsLoad;
 }
 
 async function startPath(ctx: BenchContext, id: WsPathId, originPort: number): Promise<Live> {
@@ -144,11 +140,6 @@ async function idleTunnels(ctx: BenchContext, l: Live, n: number): Promise<WsPat
   }
 }
 
-function median<T>(items: readonly T[], key: (t: T) => number): T | undefined {
-  const sorted = [...items].sort((a, b) => key(a) - key(b));
-  return sorted[Math.floor((sorted.length - 1) / 2)];
-}
-
 /** Measures the path's idle tunnels and keeps its median rounds. */
 async function finish(
   ctx: BenchContext,
@@ -163,8 +154,8 @@ async function finish(
   } catch (e) {
     log(`bench:   ${(e as Error).message}`);
   }
-  const sat = median(l.saturations, (s) => s.messagesPerSec);
-  const lat = median(l.latencies, (s) => s.rttMs.p99);
+  const sat = medianBy(l.saturations, (s) => s.messagesPerSec);
+  const lat = medianBy(l.latencies, (s) => s.rttMs.p99);
   if (sat) l.result.saturation = sat;
   if (lat) l.result.latency = lat;
   l.result.rounds = {

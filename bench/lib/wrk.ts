@@ -1,6 +1,6 @@
 // Saturation load with wrk (closed loop: 1 thread, N keep-alive connections), parsed from its text
 // output. wrk runs on CPU 0 with the origin, the proxy alone on CPU 1.
-import { start } from './processes.ts';
+import { runToEnd } from './processes.ts';
 
 export interface WrkResult {
   requestsPerSec: number;
@@ -59,11 +59,5 @@ export async function runWrk(opts: {
     '--latency',
     `http://127.0.0.1:${opts.port}/`,
   ];
-  const p = start('wrk', 'wrk', args, { cpu: opts.cpu });
-  const bound = new Promise<string>((r) =>
-    setTimeout(() => r('timeout'), (opts.durationS + 15) * 1000).unref(),
-  );
-  const code = await Promise.race([p.exited, bound]);
-  if (code !== '0') throw new Error(`wrk ended with ${code}: ${p.output()}`);
-  return parseWrk(p.stdout());
+  return parseWrk(await runToEnd('wrk', 'wrk', args, { cpu: opts.cpu }, (opts.durationS + 15) * 1000));
 }

@@ -1,5 +1,5 @@
-// Reading Prometheus text exposition in the benchmarks: samples by name and
-// labels, counters summed over label sets, and histogram quantiles computed as
+// Reading Prometheus text exposition, for the benchmarks and the operator
+// process the tests run (run-operator.ts): samples by name and labels, counters summed over label sets, and histogram quantiles computed as
 // Prometheus' histogram_quantile() does (linear within the bucket), plus the
 // exact share of observations at or below a bucket bound, which is what a
 // target such as "p99 ≤ 25 ms" checks when 25 ms is a bucket bound.
@@ -23,6 +23,11 @@ export function parseMetrics(text: string): Sample[] {
     out.push({ name: m[1] as string, labels, value: Number(m[3]) });
   }
   return out;
+}
+
+/** The samples a process serves on http://127.0.0.1:<port>/metrics. */
+export async function metricsAt(port: number): Promise<Sample[]> {
+  return parseMetrics(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
 }
 
 const matches = (s: Sample, labels: Record<string, string>) =>
