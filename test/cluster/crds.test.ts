@@ -8,7 +8,7 @@ import { reportName } from '../../src/api/report.ts';
 import { validateOrigin } from '../../src/api/validate.ts';
 import { exampleOrigin, INVALID_ORIGINS, invalidOrigin, type Manifest } from '../support/invalid-origins.ts';
 import { failingOriginStatus, unreachableReport } from '../support/status-samples.ts';
-import { apply, kubectl, kubectlJson, kubectlOk, useNamespace, waitFor } from './fixtures.ts';
+import { apply, kubectl, kubectlJson, kubectlOk, printedRows, useNamespace, waitFor } from './fixtures.ts';
 
 const repo = new URL('../../', import.meta.url);
 const CRDS = ['origins.edge.originguard.dev', 'originreports.edge.originguard.dev'];
@@ -30,20 +30,6 @@ function exampleObjects(): { file: string; object: Manifest }[] {
 function inNamespace(namespace: string, object: Manifest = exampleOrigin()): string {
   object.metadata.namespace = namespace;
   return JSON.stringify(object);
-}
-
-/** Rows of `kubectl get` output as objects keyed by header (columns split on 2+ spaces). */
-function table(output: string): Record<string, string>[] {
-  const [header = '', ...rows] = output.trimEnd().split('\n');
-  const names = header.trim().split(/\s{2,}/);
-  return rows.map((row) =>
-    Object.fromEntries(
-      row
-        .trim()
-        .split(/\s{2,}/)
-        .map((v, i) => [names[i] ?? `#${i}`, v]),
-    ),
-  );
 }
 
 const FAILING_STATUS = failingOriginStatus();
@@ -139,7 +125,7 @@ describe('kubectl get origins', () => {
       'PODS',
       'AGE',
     ]);
-    expect(table(out)[0]).toMatchObject({
+    expect(printedRows(out)[0]).toMatchObject({
       NAME: 'shop',
       UPSTREAM: 'shop-origin.web.svc.cluster.local',
       PORT: '80',
@@ -160,13 +146,13 @@ describe('kubectl get origins', () => {
       ],
       { namespace: ns() },
     );
-    expect(table(await kubectlOk(['get', 'origins'], { namespace: ns() }))[0]).toMatchObject({
+    expect(printedRows(await kubectlOk(['get', 'origins'], { namespace: ns() }))[0]).toMatchObject({
       NAME: 'shop',
       REACHABLE: 'False',
       CAUSE: 'connection_refused',
       PODS: '0/3',
     });
-    const wide = table(await kubectlOk(['get', 'origins', '-o', 'wide'], { namespace: ns() }))[0];
+    const wide = printedRows(await kubectlOk(['get', 'origins', '-o', 'wide'], { namespace: ns() }))[0];
     expect(wide).toMatchObject({
       LISTEN: '8080',
       READY: 'False',
@@ -296,7 +282,7 @@ describe('OriginReport', () => {
       'CAUSE',
       'AGE',
     ]);
-    expect(table(out)[0]).toMatchObject({
+    expect(printedRows(out)[0]).toMatchObject({
       NAME: 'shop-shop--edge--0',
       ORIGIN: 'shop',
       POD: 'shop-edge-0',

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { reportLabels, reportName } from '../../src/api/report.ts';
 import { EXIT } from '../../src/diagnose/diagnosis.ts';
 import { expectValidDiagnosis } from '../support/diagnosis.ts';
 import { closedPort } from '../support/origins.ts';
@@ -22,6 +21,10 @@ import {
   kubectl,
   kubectlJson,
   kubectlOk,
+  podYaml,
+  type ReportState,
+  reportManifest,
+  writeReports,
 } from './fixtures.ts';
 
 const CLI = new URL('../../src/main.ts', import.meta.url).pathname;
@@ -29,7 +32,6 @@ const originalPath = process.env.PATH;
 let pluginDir = '';
 let ns = '';
 let port = 0;
-let podUid: Record<string, string> = {};
 
 /** The plugin as kubectl runs it: an executable named kubectl-originguard on PATH (here, the sources). */
 async function installPlugin(): Promise<string> {
@@ -40,49 +42,17 @@ async function installPlugin(): Promise<string> {
   return dir;
 }
 
-function report(pod: string, health: 'Reachable' | 'Unreachable', now: string): Record<string, unknown> {
-  const failing = health === 'Unreachable';
+/** What each pod's sidecar reports: the origin refuses its connections. */
+function refusing(pod: { metadata: { name: string; uid: string } }): ReportState {
   return {
-    apiVersion: 'edge.originguard.dev/v1alpha1',
-    kind: 'OriginReport',
-    metadata: {
-      name: reportName('shop', pod),
-      namespace: ns,
-      labels: reportLabels('shop', pod),
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod, uid: podUid[pod] }],
-    },
-    status: {
-      originName: 'shop',
-      podName: pod,
-      podUID: podUid[pod],
-      nodeName: `node-${pod.slice(-1)}`,
-      originGeneration: 1,
-      health,
-      source: 'Traffic',
-      requests: 20,
-      failures: failing ? 7 : 0,
-      ...(failing
-        ? {
-            cause: 'connection_refused',
-            phase: 'connect',
-            hint: 'Nothing accepts connections on the origin port',
-            failuresByCause: { connection_refused: 7 },
-            lastFailure: {
-              cause: 'connection_refused',
-              phase: 'connect',
-              statusCode: 531,
-              address: `127.0.0.1:${port}`,
-              attempts: 1,
-              elapsedMs: 1,
-              hint: 'Nothing accepts connections on the origin port',
-              time: now,
-            },
-          }
-        : {}),
-      lastTransitionTime: now,
-      heartbeatTime: now,
-      sidecarVersion: '0.1.0',
-    },
+    pod,
+    health: 'Unreachable',
+    cause: 'connection_refused',
+    nodeName: `node-${pod.metadata.name.slice(-1)}`,
+    source: 'Traffic',
+    failures: 7,
+    address: `127.0.0.1:${port}`,
+    hint: 'Nothing accepts connections on the origin port',
   };
 }
 
@@ -101,25 +71,14 @@ spec:
   upstream: {host: 127.0.0.1, port: ${port}}
   timeouts: {connect: 1s, response: 2s}
 `);
-  for (const pod of ['edge-a', 'edge-b']) {
-    await apply(`apiVersion: v1
-kind: Pod
-metadata: {name: ${pod}, namespace: ${ns}, labels: {app: shop-edge}}
-spec: {containers: [{name: app, image: registry.invalid/app}]}
-`);
-  }
+  for (const pod of ['edge-a', 'edge-b']) await apply(podYaml(ns, pod, { app: 'shop-edge' }));
   const pods = await kubectlJson<{ items: { metadata: { name: string; uid: string } }[] }>(['get', 'pods'], {
     namespace: ns,
   });
-  podUid = Object.fromEntries(pods.items.map((p) => [p.metadata.name, p.metadata.uid]));
+  await writeReports(ns, 'shop', pods.items.map(refusing));
+  const edgeA = pods.items.find((p) => p.metadata.name === 'edge-a');
+  if (edgeA === undefined) throw new Error('pod edge-a was not created');
   const now = new Date().toISOString();
-  await kubectlOk(['apply', '--server-side', '--field-manager=originguard-sidecar', '-f', '-'], {
-    input: JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'List',
-      items: [report('edge-a', 'Unreachable', now), report('edge-b', 'Unreachable', now)],
-    }),
-  });
   const status = {
     reachable: 'False',
     cause: 'connection_refused',
@@ -137,7 +96,7 @@ spec: {containers: [{name: app, image: registry.invalid/app}]}
       },
     ],
     lastFailure: {
-      ...(report('edge-a', 'Unreachable', now).status as { lastFailure: object }).lastFailure,
+      ...(reportManifest(ns, 'shop', refusing(edgeA)).status as { lastFailure: object }).lastFailure,
       pod: 'edge-a',
     },
   };

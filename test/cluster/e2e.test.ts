@@ -15,7 +15,7 @@ import { type FullAcceptQueueHandle, startFullAcceptQueue } from '../support/acc
 import { type DnsServerHandle, startDnsServer } from '../support/dns-server.ts';
 import { type HttpOriginHandle, startHttpOrigin } from '../support/origins.ts';
 import { type Answer, freePort, get, proxyStatus } from '../support/run-sidecar.ts';
-import { type KubectlOptions, kubectlJson, kubectlOk, waitFor } from './fixtures.ts';
+import { type KubectlOptions, kubectlJson, kubectlOk, printedRows, waitFor } from './fixtures.ts';
 
 const NS = 'shop';
 const ORIGIN = 'shop';
@@ -111,11 +111,7 @@ const logs = () =>
 
 /** The row of `kubectl get origins` (with `-o wide` if asked) as column → value. */
 async function printedRow(wide = false): Promise<Record<string, string>> {
-  const out = await kubectl(['get', 'origins', ...(wide ? ['-o', 'wide'] : [])]);
-  const [header = '', row = ''] = out.trimEnd().split('\n');
-  // Columns are aligned: cut the row where each header starts (the hint has spaces).
-  const starts = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
-  return Object.fromEntries(starts.map((c, i) => [c.name, row.slice(c.at, starts[i + 1]?.at).trim()]));
+  return printedRows(await kubectl(['get', 'origins', ...(wide ? ['-o', 'wide'] : [])]))[0] ?? {};
 }
 
 async function startOrigin(): Promise<void> {

@@ -111,7 +111,6 @@ export async function kubectlJson<T = unknown>(
   return JSON.parse(await kubectlOk([...args, '-o', 'json'], opts)) as T;
 }
 
-/** Applies a manifest (YAML or JSON text) with `kubectl apply -f -`; returns kubectl's stdout. */
 /**
  * The injection webhook configuration, calling an operator on 127.0.0.1:`port`,
  * limited to the namespaces labelled `label` (so a test file injects only its
@@ -137,6 +136,7 @@ export function applyLoopbackWebhook(o: {
   return apply(JSON.stringify(webhook));
 }
 
+/** Applies a manifest (YAML or JSON text) with `kubectl apply -f -`; returns kubectl's stdout. */
 export function apply(manifest: string, opts: Omit<KubectlOptions, 'input'> = {}): Promise<string> {
   return kubectlOk(['apply', '-f', '-'], { ...opts, input: manifest });
 }
@@ -220,6 +220,18 @@ export async function requestPodToken(req: PodTokenRequest): Promise<string> {
     { namespace: req.namespace },
   );
   return out.trim();
+}
+
+/**
+ * The rows of `kubectl get` output, column → value. The columns are aligned, so each
+ * row is cut where each header starts (a hint holds spaces, a cause may be empty).
+ */
+export function printedRows(output: string): Record<string, string>[] {
+  const [header = '', ...rows] = output.trimEnd().split('\n');
+  const starts = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
+  return rows.map((row) =>
+    Object.fromEntries(starts.map((c, i) => [c.name, row.slice(c.at, starts[i + 1]?.at).trim()])),
+  );
 }
 
 /** Polls `check` until it returns true; throws naming `what` after the timeout. */
@@ -312,6 +324,15 @@ export interface ReportState {
   health: 'Reachable' | 'Unreachable';
   cause?: string;
   generation?: number;
+  /** The pod's node, as the sidecar reads it from the downward API. */
+  nodeName?: string;
+  /** What set the health: requests or the sidecar's own checks. */
+  source?: 'Traffic' | 'Probe';
+  /** Failures counted (default 4 when Unreachable). */
+  failures?: number;
+  /** The last failure's address (host:port) and hint. */
+  address?: string;
+  hint?: string;
 }
 
 /** The OriginReport the sidecar of `pod` would apply. */
@@ -319,6 +340,8 @@ export function reportManifest(namespace: string, origin: string, s: ReportState
   const now = new Date().toISOString();
   const failing = s.health === 'Unreachable';
   const cause = s.cause ?? 'connection_refused';
+  const failures = s.failures ?? 4;
+  const hint = s.hint ?? 'check the origin';
   return {
     apiVersion: 'edge.originguard.dev/v1alpha1',
     kind: 'OriginReport',
@@ -334,23 +357,26 @@ export function reportManifest(namespace: string, origin: string, s: ReportState
       originName: origin,
       podName: s.pod.metadata.name,
       podUID: s.pod.metadata.uid,
+      ...(s.nodeName === undefined ? {} : { nodeName: s.nodeName }),
       originGeneration: s.generation ?? 1,
       health: s.health,
+      ...(s.source === undefined ? {} : { source: s.source }),
       requests: 10,
-      failures: failing ? 4 : 0,
+      failures: failing ? failures : 0,
       ...(failing
         ? {
             cause,
             phase: 'connect',
-            hint: 'check the origin',
-            failuresByCause: { [cause]: 4 },
+            hint,
+            failuresByCause: { [cause]: failures },
             lastFailure: {
               cause,
               phase: 'connect',
               statusCode: 531,
+              ...(s.address === undefined ? {} : { address: s.address }),
               attempts: 1,
               elapsedMs: 2,
-              hint: 'check the origin',
+              hint,
               time: now,
             },
           }

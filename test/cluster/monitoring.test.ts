@@ -4,34 +4,25 @@
 // (failurePolicy Ignore, the default) and when it fails closed (Fail).
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMetrics, sumOf } from '../../hack/prom-text.ts';
 import { POD_WEBHOOK } from '../../src/operator/names.ts';
 import { closedPort } from '../support/origins.ts';
-import { applyLoopbackWebhook, createNamespace, deleteNamespace, kubectl, kubectlOk } from './fixtures.ts';
+import {
+  applyLoopbackWebhook,
+  createNamespace,
+  deleteNamespace,
+  kubectl,
+  kubectlOk,
+  podYaml,
+} from './fixtures.ts';
 
 const id = randomBytes(3).toString('hex');
 const LABEL = 'originguard.test/monitoring';
 
 /** The API server's counter for our webhook, summed over the other labels that match. */
 async function apiServerCounter(metric: string, labels: Record<string, string>): Promise<number> {
-  const text = await kubectlOk(['get', '--raw', '/metrics']);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
-    if (m?.[1] !== metric) continue;
-    const set = Object.fromEntries(
-      [...(m[2] ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]),
-    );
-    if (Object.entries(labels).every(([k, v]) => set[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
+  return sumOf(parseMetrics(await kubectlOk(['get', '--raw', '/metrics'])), metric, labels);
 }
-
-const pod = (name: string) => `apiVersion: v1
-kind: Pod
-metadata: {name: ${name}}
-spec:
-  containers: [{name: app, image: busybox}]
-`;
 
 describe('kube-apiserver metrics the webhook alert reads', () => {
   const configs = { Ignore: `og-monitoring-ignore-${id}`, Fail: `og-monitoring-fail-${id}` };
@@ -62,7 +53,7 @@ describe('kube-apiserver metrics the webhook alert reads', () => {
   it(`counts a pod let through without the webhook in apiserver_admission_webhook_fail_open_count{name="${POD_WEBHOOK}"}`, async () => {
     const labels = { name: POD_WEBHOOK };
     const before = await apiServerCounter('apiserver_admission_webhook_fail_open_count', labels);
-    await kubectlOk(['create', '-f', '-'], { namespace: namespaces.Ignore, input: pod('let-through') });
+    await kubectlOk(['create', '-f', '-'], { input: podYaml(namespaces.Ignore, 'let-through', {}) });
     expect(await apiServerCounter('apiserver_admission_webhook_fail_open_count', labels)).toBeGreaterThan(
       before,
     );
@@ -71,10 +62,7 @@ describe('kube-apiserver metrics the webhook alert reads', () => {
   it('counts a pod refused for it in apiserver_admission_webhook_rejection_count{error_type="calling_webhook_error"}', async () => {
     const labels = { name: POD_WEBHOOK, error_type: 'calling_webhook_error' };
     const before = await apiServerCounter('apiserver_admission_webhook_rejection_count', labels);
-    const refused = await kubectl(['create', '-f', '-'], {
-      namespace: namespaces.Fail,
-      input: pod('refused'),
-    });
+    const refused = await kubectl(['create', '-f', '-'], { input: podYaml(namespaces.Fail, 'refused', {}) });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/failed calling webhook/);
     expect(await apiServerCounter('apiserver_admission_webhook_rejection_count', labels)).toBeGreaterThan(

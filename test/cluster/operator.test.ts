@@ -368,6 +368,11 @@ spec:
         timeoutMs: 15_000,
         what: 'the status to count the 3 pods created before the Origin',
       });
+      // The watcher has seen that status too, so every status written before it as well.
+      await waitFor(async () => statuses.some((s) => s?.pods?.selected === 3), {
+        timeoutMs: 10_000,
+        what: 'the watcher to see the status that counts 3 pods',
+      });
       // Never a status from a namespace whose pods were not listed yet (it would say none is selected).
       expect(statuses.filter((s) => s !== undefined).map((s) => s?.pods?.selected)).not.toContain(0);
       expect(await cached()).toBe(cachedBefore + 4);

@@ -23,7 +23,7 @@ import type { OperatorAnswer } from '../../src/diagnose/from-operator.ts';
 import { dropFromUser, nftAvailable } from '../support/nft-drop.ts';
 import { closedPort, type HttpOriginHandle, startHttpOrigin } from '../support/origins.ts';
 import { freePort } from '../support/run-sidecar.ts';
-import { type KubectlOptions, kubectlJson, kubectlOk, waitFor } from './fixtures.ts';
+import { type KubectlOptions, kubectlJson, kubectlOk, printedRows, waitFor } from './fixtures.ts';
 
 const NS = 'vantage';
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
@@ -116,10 +116,7 @@ async function podWithSidecar(
 
 /** The printed row of `kubectl get origin NAME -o wide`, column → value. */
 async function wideRow(name: string): Promise<Record<string, string>> {
-  const out = await kubectlOk(['get', 'origin', name, '-o', 'wide'], opts());
-  const [header = '', row = ''] = out.trimEnd().split('\n');
-  const starts = [...header.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index }));
-  return Object.fromEntries(starts.map((c, i) => [c.name, row.slice(c.at, starts[i + 1]?.at).trim()]));
+  return printedRows(await kubectlOk(['get', 'origin', name, '-o', 'wide'], opts()))[0] ?? {};
 }
 
 /** `originguard diagnose origin/NAME --from-operator -o json`, as a user runs it. */
@@ -156,12 +153,17 @@ const reports = (app: string) =>
     opts(),
   );
 
+/** A loopback address in the operator's denied networks. */
+const DENIED = '127.0.0.66';
+
 beforeAll(async () => {
   cp = await startControlPlane();
   install = await installLocally(cp, {
-    // Origins here live on loopback, which the operator refuses by default (it is the pod's own).
+    // Origins here live on loopback, which the operator refuses by default (it is the pod's own);
+    // DENIED stands in for a network it must not probe (the link-local default is unit-tested):
+    // were the refusal broken, the probe would reach only loopback.
     operatorArgs: [
-      '--origin-probe-denied-networks=169.254.0.0/16,fe80::/10',
+      `--origin-probe-denied-networks=169.254.0.0/16,fe80::/10,${DENIED}/32`,
       '--origin-probe-min-interval=1s',
       '--origin-probe-refresh=10s',
     ],
@@ -292,7 +294,7 @@ describe('active checks, the operator vantage point and triangulation, end to en
       ]);
       expect(trapped).toBe(0);
 
-      // A link-local upstream (a cloud's metadata service) is never probed from the operator.
+      // An upstream in a denied network (by default: a cloud's metadata service) is never probed.
       await apply(origin('metadata', 80));
       await kubectlOk(
         [
@@ -301,7 +303,7 @@ describe('active checks, the operator vantage point and triangulation, end to en
           'metadata',
           '--type=merge',
           '-p',
-          JSON.stringify({ spec: { upstream: { host: '169.254.169.254' } } }),
+          JSON.stringify({ spec: { upstream: { host: DENIED } } }),
         ],
         opts(),
       );
@@ -309,7 +311,7 @@ describe('active checks, the operator vantage point and triangulation, end to en
       expect(refused.code).toBe(EXIT.inconclusive);
       expect(refused.answer?.probe).toMatchObject({ result: 'NotProbed', steps: [] });
       expect(refused.answer?.probe.summary).toContain(
-        '169.254.169.254:80 (in a network the operator does not probe',
+        `${DENIED}:80 (in a network the operator does not probe`,
       );
     } finally {
       await new Promise((resolve) => redirector.close(resolve));

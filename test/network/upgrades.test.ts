@@ -8,9 +8,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { stringify } from 'yaml';
 import { closedPort, startHttpOrigin, startTcpOrigin } from '../support/origins.ts';
-import { freePort, proxyStatus, startSidecar } from '../support/run-sidecar.ts';
+import { freePort, manifest, proxyStatus, startSidecar } from '../support/run-sidecar.ts';
 import { createTestPki } from '../support/tls.ts';
 import {
   closed,
@@ -125,6 +126,11 @@ describe('WebSocket through the tunnel', () => {
     expect((await nextMessage(ws)).data.toString()).toBe(compressible);
     // The origin saw the client's offer as sent, the proxy's own fields added.
     expect(o.sockets[0]?.protocol).toBe('chat.v2');
+    expect(o.upgrades[0]).toMatchObject({
+      'sec-websocket-protocol': 'chat.v1,chat.v2',
+      'sec-websocket-extensions': expect.stringContaining('permessage-deflate'),
+      via: '1.1 originguard',
+    });
     ws.close();
     await closed(ws);
   });
@@ -321,8 +327,12 @@ describe('closing the tunnel', () => {
     b.close(4001, 'client done');
     expect(await originClosed).toEqual({ code: 4001, reason: 'client done' });
     await closed(b);
-    await waitFor(async () =>
-      (await sc.metrics.registry.metrics()).includes('originguard_tunnels_open{origin="test/web"} 0'),
+    await vi.waitFor(
+      async () =>
+        expect(await sc.metrics.registry.metrics()).toContain(
+          'originguard_tunnels_open{origin="test/web"} 0',
+        ),
+      { timeout: 2000 },
     );
   });
 
@@ -389,14 +399,7 @@ describe('shutdown', () => {
     const config = join(dir, 'origin.yaml');
     await writeFile(
       config,
-      `apiVersion: edge.originguard.dev/v1alpha1
-kind: Origin
-metadata: {name: app, namespace: test}
-spec:
-  selector: {matchLabels: {app: app}}
-  listen: {port: ${port}, address: 127.0.0.1}
-  upstream: {host: 127.0.0.1, port: ${o.port}}
-`,
+      stringify(manifest('app', port, { upstream: { host: '127.0.0.1', port: o.port } })),
     );
     const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
     const args = ['sidecar', '--config', config, '--admin-port', String(await freePort())];
@@ -449,12 +452,4 @@ spec:
 /** The status lines of the responses in a raw exchange. */
 function statusLines(raw: string): string[] {
   return [...raw.matchAll(/HTTP\/1\.1 \d{3} [^\r]*/g)].map((m) => m[0]);
-}
-
-async function waitFor(check: () => Promise<boolean>, ms = 2000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

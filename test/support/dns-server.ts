@@ -146,7 +146,7 @@ function typeName(qtype: number): string {
 }
 
 /** A name in wire format (uncompressed labels). */
-export function encodeName(name: string): Buffer {
+function encodeName(name: string): Buffer {
   const labels = normaliseName(name)
     .split('.')
     .filter((l) => l !== '');

@@ -12,6 +12,8 @@ export interface WsOrigin {
   readonly sockets: WebSocket[];
   /** Requests that reached the HTTP server without upgrading (method, url, upgrade header). */
   readonly plain: { method: string; url: string; upgrade: string | undefined }[];
+  /** The headers of each upgrade request, as the origin received them. */
+  readonly upgrades: http.IncomingHttpHeaders[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ export interface WsOriginOptions {
 export async function startWsOrigin(opts: WsOriginOptions = {}): Promise<WsOrigin> {
   const sockets: WebSocket[] = [];
   const plain: WsOrigin['plain'] = [];
+  const upgrades: http.IncomingHttpHeaders[] = [];
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: true,
@@ -41,8 +44,9 @@ export async function startWsOrigin(opts: WsOriginOptions = {}): Promise<WsOrigi
   const server =
     opts.tls === undefined ? http.createServer(onRequest) : https.createServer(opts.tls, onRequest);
   server.on('upgrade', (req, socket, head) => {
+    upgrades.push(req.headers);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      sockets.push(ws);
+      sockets.push(track(ws));
       if (opts.onConnection) opts.onConnection(ws);
       else ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
     });
@@ -52,6 +56,7 @@ export async function startWsOrigin(opts: WsOriginOptions = {}): Promise<WsOrigi
     port: (server.address() as AddressInfo).port,
     sockets,
     plain,
+    upgrades,
     async [Symbol.asyncDispose]() {
       for (const ws of wss.clients) ws.terminate();
       server.closeAllConnections();
@@ -73,7 +78,7 @@ export function openWs(
   options: WebSocket.ClientOptions = {},
 ): Promise<WebSocket | Refusal> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...options });
+    const ws = track(new WebSocket(url, protocols, { perMessageDeflate: false, ...options }));
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => {
       let body = '';
@@ -95,12 +100,26 @@ export function nextMessage(ws: WebSocket): Promise<{ data: Buffer; binary: bool
   });
 }
 
-/** Resolves with the close code and reason once the socket closes. */
-export function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
-  return new Promise((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) resolve({ code: 1006, reason: '' });
-    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-  });
+type Close = { code: number; reason: string };
+const closes = new WeakMap<WebSocket, Promise<Close>>();
+
+/** Records how `ws` closes from its creation on, so that closed() answers truly however late it is asked. */
+function track(ws: WebSocket): WebSocket {
+  const close = new Promise<Close>((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  closes.set(ws, close);
+  return ws;
+}
+
+/** Resolves with the close code and reason once the socket closes (at once if it has). */
+export function closed(ws: WebSocket): Promise<Close> {
+  if (!closes.has(ws)) {
+    if (ws.readyState === WebSocket.CLOSED)
+      throw new Error('the socket closed before its close was recorded');
+    track(ws);
+  }
+  return closes.get(ws) as Promise<Close>;
 }
 
 export const isRefusal = (x: WebSocket | Refusal): x is Refusal => !(x instanceof WebSocket);

@@ -8,7 +8,7 @@ import {
   quantile,
   shareAtOrBelow,
   sumOf,
-} from '../../bench/lib/prom-text.ts';
+} from '../../hack/prom-text.ts';
 
 const TEXT = `# HELP review time
 # TYPE review histogram

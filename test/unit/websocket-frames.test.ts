@@ -81,6 +81,7 @@ describe('FrameBoundaries', () => {
           const f = new FrameBoundaries();
           const parts = chunks(stream, cuts);
           const stopChunk = stopAfter % parts.length;
+          const stopFrom = parts.slice(0, stopChunk).reduce((n, c) => n + c.length, 0);
           let at = 0;
           for (const [i, c] of parts.entries()) {
             if (i < stopChunk) {
@@ -94,6 +95,7 @@ describe('FrameBoundaries', () => {
               // Stopped: exactly at the first frame end at or after where the chunk began.
               expect(f.atBoundary).toBe(true);
               expect(ends).toContain(at);
+              expect(at).toBe(ends.find((e) => e >= stopFrom));
               return;
             }
           }
